@@ -1,0 +1,63 @@
+"""Joint attention of the dual-stream block: text and image tokens attend together, text first."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qwenimage.model.layers import RMSNorm
+from qwenimage.model.rope import Rotation
+
+
+def build_key_mask(text_mask: torch.Tensor | None, image_valid: torch.Tensor | None, text_len: int,
+                   image_len: int, batch: int, device: torch.device) -> torch.Tensor | None:
+    """Boolean key mask [B, 1, 1, S_txt + S_img] (True = attend), or None when every token is valid.
+
+    text_mask: [B, S_txt] (1 = real token); image_valid: [B, S_img] (False = padding of a shorter sample).
+    """
+    text_ok = text_mask is None or bool(text_mask.all())
+    image_ok = image_valid is None or bool(image_valid.all())
+    if text_ok and image_ok:
+        return None
+    if text_mask is None:
+        text_mask = torch.ones(batch, text_len, dtype=torch.bool, device=device)
+    if image_valid is None:
+        image_valid = torch.ones(batch, image_len, dtype=torch.bool, device=device)
+    return torch.cat([text_mask.bool(), image_valid], dim=1)[:, None, None, :]
+
+
+class JointAttention(nn.Module):
+    """q/k/v per stream (`to_*` image, `add_*` text), RMSNorm per head, RoPE, one SDPA over [txt, img]."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, eps: float = 1e-6):
+        super().__init__()
+        inner = heads * head_dim
+        self.heads, self.head_dim = heads, head_dim
+        self.to_q, self.to_k, self.to_v = nn.Linear(dim, inner), nn.Linear(dim, inner), nn.Linear(dim, inner)
+        self.add_q_proj, self.add_k_proj = nn.Linear(dim, inner), nn.Linear(dim, inner)
+        self.add_v_proj = nn.Linear(dim, inner)
+        self.norm_q, self.norm_k = RMSNorm(head_dim, eps), RMSNorm(head_dim, eps)
+        self.norm_added_q, self.norm_added_k = RMSNorm(head_dim, eps), RMSNorm(head_dim, eps)
+        self.to_out = nn.ModuleList([nn.Linear(inner, dim), nn.Identity()])  # index 1: the checkpoint's dropout slot
+        self.to_add_out = nn.Linear(inner, dim)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (self.heads, self.head_dim))  # [B, S, D] -> [B, S, H, Dh]
+
+    def forward(self, img: torch.Tensor, txt: torch.Tensor, img_rot: Rotation, txt_rot: Rotation,
+                key_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """img [B, S_img, D], txt [B, S_txt, D] -> (img_out [B, S_img, D], txt_out [B, S_txt, D])."""
+        img_q = img_rot.rotate(self.norm_q(self._heads(self.to_q(img))))  # [B, S_img, H, Dh]
+        img_k = img_rot.rotate(self.norm_k(self._heads(self.to_k(img))))
+        img_v = self._heads(self.to_v(img))
+        txt_q = txt_rot.rotate(self.norm_added_q(self._heads(self.add_q_proj(txt))))  # [B, S_txt, H, Dh]
+        txt_k = txt_rot.rotate(self.norm_added_k(self._heads(self.add_k_proj(txt))))
+        txt_v = self._heads(self.add_v_proj(txt))
+
+        q, k, v = (torch.cat(pair, dim=1).transpose(1, 2) for pair in ((txt_q, img_q), (txt_k, img_k), (txt_v, img_v)))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # [B, H, S_txt+S_img, Dh]
+        out = out.transpose(1, 2).flatten(2).to(img.dtype)  # [B, S_txt+S_img, H*Dh]
+
+        text_len = txt.shape[1]
+        return self.to_out[0](out[:, text_len:]), self.to_add_out(out[:, :text_len])

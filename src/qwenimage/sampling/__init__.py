@@ -1,0 +1,1 @@
+"""Sampling: latent packing, noise schedule, guidance and the one sampler loop shared by all tasks."""

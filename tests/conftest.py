@@ -1,0 +1,12 @@
+import os
+
+import pytest
+import torch
+
+# Parity tests compare fp32 numbers; keep CPU math deterministic and single-threaded per worker.
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
