@@ -1,0 +1,73 @@
+"""True CFG: one batched forward (cond + uncond) vs two sequential forwards, per sampling step.
+
+    python benchmarks/bench_cfg.py [--blocks 4 --heads 8 --head-dim 64 --side 16 --text 64 --repeats 5]
+
+Runs the same guided velocity function both ways on the same inputs, prints the median time per step of
+each, their ratio (sequential / batched; > 1 means batching wins) and the max abs difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from qwenimage.model import MMDiTConfig, QwenImageMMDiT
+from qwenimage.sampling.conditioning import TextConditioning, TokenLayout
+from qwenimage.sampling.guidance import Guidance, guided_velocity
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--blocks", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=8)
+    parser.add_argument("--head-dim", type=int, default=64)
+    parser.add_argument("--side", type=int, default=16, help="token grid side (16 -> 256 image tokens)")
+    parser.add_argument("--text", type=int, default=64, help="text tokens")
+    parser.add_argument("--batch", type=int, default=1, help="requests per step")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    axes = (args.head_dim // 4, args.head_dim * 3 // 8, args.head_dim * 3 // 8)
+    axes = (args.head_dim - 2 * axes[1], axes[1], axes[2])
+    config = MMDiTConfig(num_layers=args.blocks, num_attention_heads=args.heads, attention_head_dim=args.head_dim,
+                         joint_attention_dim=512, axes_dims_rope=axes)
+    torch.manual_seed(0)
+    model = QwenImageMMDiT(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    b, n = args.batch, args.side * args.side
+    layout = TokenLayout([(args.side, args.side)] * b)
+    positive = TextConditioning(torch.randn(b, args.text, 512))
+    negative = TextConditioning(torch.randn(b, args.text, 512))
+    x, sigma = torch.randn(b, n, 64), torch.full((b,), 0.7)
+    scales = torch.full((b,), 4.0)
+    batched = guided_velocity(model, layout, positive, Guidance(scales, negative, batched=True))
+    sequential = guided_velocity(model, layout, positive, Guidance(scales, negative, batched=False))
+    with torch.inference_mode():
+        diff = (batched(x, sigma) - sequential(x, sigma)).abs().max().item()
+        t_batched = median_time(lambda: batched(x, sigma), args.repeats)
+        t_sequential = median_time(lambda: sequential(x, sigma), args.repeats)
+    print(f"config: {args.blocks} blocks, {args.heads} heads x {args.head_dim}, {n} image + {args.text} text tokens, "
+          f"batch {b}, threads={torch.get_num_threads()}, device=cpu")
+    print(f"sequential CFG: {t_sequential * 1000:8.1f} ms/step")
+    print(f"batched CFG   : {t_batched * 1000:8.1f} ms/step")
+    print(f"speed ratio (sequential / batched): {t_sequential / t_batched:.2f}x")
+    print(f"max abs diff: {diff:.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""`qwenimage generate` (text-to-image) and `qwenimage edit` (edit / img2img / inpaint)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from PIL.PngImagePlugin import PngInfo
+
+DTYPES = ("bf16", "fp16", "fp32")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    gen = sub.add_parser("generate", help="text-to-image",
+                         description="Generate images from text. Repeat --prompt for a batch; the seeds are "
+                                     "--seed, --seed+1, ... PNGs carry their parameters in a 'parameters' chunk.")
+    _common(gen)
+    gen.add_argument("--aspect", default=None, help="official aspect preset: 1:1 16:9 9:16 4:3 3:4 3:2 2:3")
+    gen.set_defaults(run=run_generate)
+
+    edit = sub.add_parser("edit", help="instruction editing, img2img and inpainting",
+                          description="Edit images with an instruction. --image is repeatable (multi-image edit; "
+                                      "the output size follows the last image). With --mask (inpaint) or "
+                                      "--strength (img2img) the single --image is the picture to start from.")
+    _common(edit)
+    edit.add_argument("--image", action="append", required=True, type=Path, help="input image (repeatable)")
+    edit.add_argument("--mask", type=Path, default=None, help="inpaint mask: white = repaint")
+    edit.add_argument("--strength", type=float, default=None, help="img2img/inpaint strength in [0, 1] (0.6)")
+    edit.set_defaults(run=run_edit)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, default=os.environ.get("QWENIMAGE_MODEL"),
+                   help="diffusers-layout model folder (default: $QWENIMAGE_MODEL)")
+    p.add_argument("--prompt", action="append", required=True, help="the prompt (repeat for a batch)")
+    p.add_argument("--negative-prompt", default=None, help="enables true CFG (the docs recommend ' ')")
+    p.add_argument("--cfg", type=float, default=4.0, help="true CFG scale (needs --negative-prompt)")
+    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--height", type=int, default=None)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-sequence-length", type=int, default=512)
+    p.add_argument("--out", type=Path, default=Path("outputs"), help="output folder for PNGs")
+    p.add_argument("--dtype", choices=DTYPES, default="bf16", help="weights and activations (fp32 on CPU)")
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
+    p.add_argument("--offload", action="store_true", help="sequential CPU offload of the components")
+    p.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
+    p.add_argument("--sequential-cfg", action="store_true", help="run cond/uncond passes one after the other")
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from qwenimage.pipelines.request import GenerationRequest
+
+    requests = [GenerationRequest(prompt=p, negative_prompt=args.negative_prompt, width=args.width,
+                                  height=args.height, aspect=args.aspect, num_steps=args.steps,
+                                  true_cfg_scale=args.cfg, seed=args.seed + i,
+                                  max_sequence_length=args.max_sequence_length)
+                for i, p in enumerate(args.prompt)]
+    return _run(args, requests)
+
+
+def run_edit(args: argparse.Namespace) -> int:
+    from qwenimage.pipelines.request import GenerationRequest
+
+    from_image = args.mask is not None or args.strength is not None
+    if from_image and len(args.image) != 1:
+        raise ValueError(f"img2img/inpaint take exactly one --image, got {len(args.image)}")
+    requests = []
+    for i, prompt in enumerate(args.prompt):
+        request = GenerationRequest(prompt=prompt, negative_prompt=args.negative_prompt, width=args.width,
+                                    height=args.height, num_steps=args.steps, true_cfg_scale=args.cfg,
+                                    seed=args.seed + i, max_sequence_length=args.max_sequence_length)
+        if from_image:
+            request.init_image, request.mask = args.image[0], args.mask
+            request.strength = args.strength if args.strength is not None else 0.6
+        else:
+            request.images = list(args.image)
+        requests.append(request)
+    return _run(args, requests)
+
+
+def _run(args: argparse.Namespace, requests) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from qwenimage.images import load_image
+    from qwenimage.pipelines.loading import load_pipeline
+    from qwenimage.sampling.sampler import start_index
+
+    if args.model is None:
+        raise ValueError("no model folder: pass --model FOLDER or set QWENIMAGE_MODEL")
+    for request in requests:  # fail on unreadable inputs before spending time on loading the model
+        for source in [*request.images, request.init_image, request.mask]:
+            if source is not None:
+                load_image(source)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    if device == "cpu" and dtype != torch.float32:
+        dtype = torch.float32  # half precision on CPU is slow and poorly supported
+    pipe = load_pipeline(args.model, dtype=dtype, device=device, offload=args.offload, vae_tiling=args.vae_tiling,
+                         cfg_batching=not args.sequential_cfg)
+    bar = None
+
+    def progress(step: int, steps: int) -> None:  # the bar starts with the first step, after all checks passed
+        nonlocal bar
+        bar = bar or tqdm(total=sum(r.num_steps - start_index(r.num_steps, r.start_strength()) for r in requests),
+                          desc="sampling", unit="step")
+        bar.update(1)
+
+    results = pipe.generate(requests, progress=progress)
+    if bar is not None:
+        bar.close()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for index, result in enumerate(results):
+        path = args.out / f"{args.command}-{result.seed}-{index}.png"
+        save_png(result.image, path, _parameters(result.request, args))
+        print(path)
+    return 0
+
+
+def _parameters(request, args: argparse.Namespace) -> dict:
+    return {"prompt": request.prompt, "negative_prompt": request.negative_prompt, "seed": request.seed,
+            "steps": request.num_steps, "true_cfg_scale": request.true_cfg_scale, "task": request.task.value,
+            "strength": request.strength, "model": str(args.model), "dtype": args.dtype}
+
+
+def save_png(image, path: Path, parameters: dict) -> None:
+    """Write a PNG atomically with the generation parameters as a JSON text chunk named 'parameters'."""
+    info = PngInfo()
+    info.add_text("parameters", json.dumps({**parameters, "width": image.width, "height": image.height}))
+    tmp = path.with_name(path.name + ".tmp")
+    image.save(tmp, format="PNG", pnginfo=info)
+    os.replace(tmp, path)

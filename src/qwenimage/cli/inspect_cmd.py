@@ -1,0 +1,78 @@
+"""`qwenimage info` (model sizes from presets, built on the meta device) and `qwenimage check` (load a folder)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from qwenimage.components import COMPONENTS, class_of_folder
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from qwenimage.model.config import MMDIT_PRESETS
+    from qwenimage.vae.config import VAE_PRESETS
+
+    info = sub.add_parser("info", help="parameter counts and key layout of a model preset (no weights needed)",
+                          description="Build the transformer and VAE of a preset on the meta device (no memory, "
+                                      "no weights) and print their parameter counts and sizes.")
+    info.add_argument("--transformer", default="official", choices=sorted(MMDIT_PRESETS), help="transformer preset")
+    info.add_argument("--vae", default="official", choices=sorted(VAE_PRESETS), help="VAE preset")
+    info.set_defaults(run=run_info)
+
+    check = sub.add_parser("check", help="load a diffusers-layout folder strictly and report what it holds",
+                           description="Load a component folder (config.json + safetensors) or a pipeline folder "
+                                       "(model_index.json with component subfolders) with strict key and shape "
+                                       "checks. Exits 2 with a message naming the file and key on any mismatch.")
+    check.add_argument("folder", type=Path)
+    check.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="cast weights (default: as stored)")
+    check.set_defaults(run=run_check)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from qwenimage.model import QwenImageMMDiT, mmdit_preset
+    from qwenimage.vae import WanVAE
+    from qwenimage.vae.config import vae_preset
+
+    with torch.device("meta"):
+        transformer = QwenImageMMDiT(mmdit_preset(args.transformer))
+        vae = WanVAE(vae_preset(args.vae))
+    for title, model in (("transformer", transformer), ("vae", vae)):
+        count = model.num_parameters()
+        print(f"{title} ({type(model).__name__}, preset {getattr(args, title)}): {count:,} parameters, "
+              f"{count * 2 / 1e9:.2f} GB in bf16, {len(model.state_dict())} tensors")
+    block = transformer.transformer_blocks[0]
+    print(f"  per transformer block: {sum(p.numel() for p in block.parameters()):,} parameters; "
+          f"{len(transformer.transformer_blocks)} blocks")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    folder: Path = args.folder
+    if (folder / "model_index.json").is_file():
+        subfolders = [p for p in sorted(folder.iterdir()) if (p / "config.json").is_file() and _supported(p)]
+        if not subfolders:
+            raise ValueError(f"{folder}: a pipeline folder with no component qwenimage can load")
+    else:
+        subfolders = [folder]
+    for sub in subfolders:
+        cls = class_of_folder(sub)
+        start = time.perf_counter()
+        model = cls.from_pretrained(sub, dtype=DTYPES.get(args.dtype))
+        dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()})
+        print(f"{sub}: {cls.__name__}, {model.num_parameters():,} parameters ({', '.join(dtypes)}), "
+              f"all keys matched, loaded in {time.perf_counter() - start:.1f}s")
+    return 0
+
+
+def _supported(folder: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((folder / "config.json").read_text()).get("_class_name") in COMPONENTS
+    except (OSError, ValueError):
+        return False

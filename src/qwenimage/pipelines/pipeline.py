@@ -1,0 +1,192 @@
+"""`QwenImagePipeline`: components + the one sampler, for every task and for mixed batches.
+
+    pipe = QwenImagePipeline.from_pretrained("Qwen-Image", dtype=torch.bfloat16, device="cuda")
+    images = pipe.generate([GenerationRequest("a red fox", seed=1), GenerationRequest("logo", width=1664, height=928)])
+
+Requests in one call are independent: each result equals the request run alone with the same seed.
+Requests that share the number of steps and the start step are sampled together in one batch (sizes,
+prompts, condition images and guidance may differ); others run as separate batches.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from PIL import Image
+
+from qwenimage.images import pil_to_tensor, tensor_to_pil
+
+from qwenimage.pipelines.offload import Offloader
+from qwenimage.pipelines.request import GenerationRequest
+from qwenimage.pipelines.sizes import SizeLimits
+from qwenimage.pipelines.tasks import Prepared, prepare
+from qwenimage.sampling.conditioning import TextConditioning, TokenLayout, stack_text
+from qwenimage.sampling.guidance import Guidance, guided_velocity
+from qwenimage.sampling.packing import pack_latents, unpack_latents
+from qwenimage.sampling.sampler import InpaintBlend, sample, start_index
+from qwenimage.sampling.schedule import ScheduleConfig, noise_to, sigmas_for
+
+log = logging.getLogger(__name__)
+
+# (request index in the call, step, steps) -> None
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class GenerationResult:
+    image: Image.Image
+    latents: torch.Tensor  # [C, h, w] normalised latents of the result
+    request: GenerationRequest
+    seed: int | None
+
+
+class QwenImagePipeline:
+    def __init__(self, transformer, vae, encoder, schedule: ScheduleConfig = ScheduleConfig(), *,
+                 device: str | torch.device = "cpu", size_limits: SizeLimits = SizeLimits(),
+                 edit_style: str | None = "edit_plus", cfg_batching: bool = True, offload: bool = False):
+        self.transformer, self.vae, self.encoder = transformer, vae, encoder
+        self.schedule = schedule
+        self.device = torch.device(device)
+        self.size_limits = size_limits
+        self.edit_style = edit_style
+        self.cfg_batching = cfg_batching
+        self.offload = Offloader(self.device, enabled=offload)
+
+    # ---- properties derived from the components -------------------------------------------------
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.transformer.parameters()).dtype
+
+    @property
+    def latent_channels(self) -> int:
+        return self.vae.config.z_dim
+
+    @property
+    def token_step(self) -> int:
+        """Pixels per token side: VAE factor x 2x2 packing (16 for the official VAE)."""
+        return self.vae.spatial_factor * 2
+
+    # ---- services used by the task adapters ---------------------------------------------------
+    def generator(self, request: GenerationRequest) -> torch.Generator:
+        seed = request.seed if request.seed is not None else torch.seed()
+        request.seed = seed
+        return torch.Generator("cpu").manual_seed(seed)
+
+    def initial_noise(self, request: GenerationRequest, width: int, height: int,
+                      generator: torch.Generator) -> torch.Tensor:
+        """Packed noise [S, C] from the request's seed (or its explicit noise [C, h, w])."""
+        self.size_limits.check(width, height)
+        factor = self.vae.spatial_factor
+        shape = (self.latent_channels, height // factor, width // factor)
+        if request.noise is not None:
+            if tuple(request.noise.shape) != shape:
+                raise ValueError(f"explicit noise has shape {list(request.noise.shape)}, expected {list(shape)}")
+            noise = request.noise.float()
+        else:
+            noise = torch.randn((1, 1, *shape), generator=generator)[0, 0]  # [C, h, w], the reference's draw order
+        return pack_latents(noise[None])[0].to(self.device, self.dtype)
+
+    def encode_text(self, request: GenerationRequest, images: list[Image.Image] | None = None
+                    ) -> tuple[TextConditioning, TextConditioning | None]:
+        with self.offload.on_device(self.encoder):
+            positive = self._encode_one(request.prompt, images, request.max_sequence_length)
+            negative = None
+            if request.uses_cfg():
+                negative = self._encode_one(request.negative_prompt, images, request.max_sequence_length)
+        return positive, negative
+
+    def _encode_one(self, prompt: str, images, max_sequence_length: int) -> TextConditioning:
+        if images and self.edit_style is None:
+            raise ValueError("this model folder holds a text-to-image model; editing with condition images needs "
+                             "Qwen-Image-Edit weights (model_index.json names QwenImageEdit[Plus]Pipeline)")
+        if images and self.edit_style == "edit" and len(images) > 1:
+            raise ValueError(f"this edit model takes one condition image, got {len(images)} "
+                             "(multi-image editing needs Qwen-Image-Edit-2509 or later)")
+        if images:
+            out = self.encoder.encode_edit([prompt], [images], style=self.edit_style)
+        else:
+            out = self.encoder.encode_prompts([prompt], max_sequence_length=max_sequence_length)
+        return TextConditioning(out.embeds.to(self.device, self.dtype), None)
+
+    def encode_image(self, image: Image.Image, *, sample: bool,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """RGB image -> normalised latents [C, h, w] (posterior mode, or a sample drawn with `generator`)."""
+        pixels = pil_to_tensor(image)[None].to(self.device, self.vae_dtype)  # [1, 3, H, W]
+        with self.offload.on_device(self.vae), torch.inference_mode():
+            posterior = self.vae.encode(pixels)
+            if sample:
+                noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
+                latents = posterior.mean + posterior.std * noise
+            else:
+                latents = posterior.mode()
+            return self.vae.normalize_latents(latents)[0].to(self.dtype)
+
+    @property
+    def vae_dtype(self) -> torch.dtype:
+        return next(self.vae.parameters()).dtype
+
+    # ---- generation -----------------------------------------------------------------------------
+    def generate(self, requests: GenerationRequest | list[GenerationRequest],
+                 progress: ProgressFn | None = None) -> list[GenerationResult]:
+        requests = [requests] if isinstance(requests, GenerationRequest) else list(requests)
+        for r in requests:
+            r.task  # validates the combination of inputs early  # noqa: B018
+        with torch.inference_mode():
+            prepared = [prepare(self, r) for r in requests]
+            results: list[GenerationResult | None] = [None] * len(requests)
+            key = lambda i: (requests[i].num_steps, self._start(requests[i]))  # noqa: E731
+            for _, group in itertools.groupby(sorted(range(len(requests)), key=key), key=key):
+                group = list(group)
+                latents = self._sample_group([prepared[i] for i in group], progress)
+                for i, z in zip(group, latents):
+                    results[i] = GenerationResult(self.decode(z), z, requests[i], requests[i].seed)
+        return results
+
+    def _start(self, request: GenerationRequest) -> int:
+        return start_index(request.num_steps, request.start_strength())
+
+    def _sample_group(self, group: list[Prepared], progress: ProgressFn | None) -> list[torch.Tensor]:
+        request = group[0].request
+        steps, start = request.num_steps, self._start(request)
+        target_len = max(p.grid[0] * p.grid[1] for p in group)
+        pad = lambda t: torch.nn.functional.pad(t, (0, 0, 0, target_len - t.shape[0]))  # noqa: E731
+        noise = torch.stack([pad(p.noise) for p in group])  # [B, S_tgt, C]
+        sigmas = torch.stack([sigmas_for(steps, p.grid[0] * p.grid[1], self.schedule) for p in group]).to(self.device)
+        layout = TokenLayout([p.grid for p in group], [p.reference_grids for p in group],
+                             [p.reference_tokens for p in group])
+        x, hook = noise, None
+        if any(p.known is not None for p in group):
+            known = torch.stack([pad(p.known if p.known is not None else p.noise) for p in group])
+            x = noise_to(known, noise, sigmas[:, start, None, None]).to(noise.dtype)
+            if any(p.mask is not None for p in group):
+                mask = torch.stack([pad(p.mask if p.mask is not None else torch.ones_like(p.noise)) for p in group])
+                hook = InpaintBlend(known, noise, mask, sigmas)
+        velocity = guided_velocity(self.transformer, layout, stack_text([p.text for p in group]),
+                                   self._guidance(group))
+        callback = (lambda i, n, _x: progress(i + 1, n)) if progress else None
+        with self.offload.on_device(self.transformer):
+            x = sample(velocity, x, sigmas, start=start, hook=hook, callback=callback)
+        return [unpack_latents(x[b:b + 1, : p.grid[0] * p.grid[1]], 2 * p.grid[0], 2 * p.grid[1])[0]
+                for b, p in enumerate(group)]
+
+    def _guidance(self, group: list[Prepared]) -> Guidance:
+        scales = torch.tensor([p.request.true_cfg_scale if p.negative is not None else 1.0 for p in group])
+        if all(p.negative is None for p in group):
+            return Guidance(scales)
+        negatives = stack_text([p.negative if p.negative is not None else p.text for p in group])
+        return Guidance(scales, negatives, batched=self.cfg_batching)
+
+    def decode(self, latents: torch.Tensor) -> Image.Image:
+        """Normalised latents [C, h, w] -> RGB image."""
+        return tensor_to_pil(self.decode_pixels(latents))
+
+    def decode_pixels(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents [C, h, w] -> pixels [3, H, W] in [-1, 1]."""
+        with self.offload.on_device(self.vae), torch.inference_mode():
+            z = self.vae.denormalize_latents(latents[None].to(self.device, self.vae_dtype))  # [1, C, h, w]
+            return self.vae.decode(z)[0]

@@ -1,0 +1,56 @@
+"""One request = one output image. CLI flags and (later) the HTTP schema are built from this dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Union
+
+import torch
+from PIL import Image
+
+ImageInput = Union[str, Path, Image.Image]
+
+
+class Task(str, Enum):
+    TEXT_TO_IMAGE = "t2i"
+    EDIT = "edit"  # instruction edit with one or several condition images
+    IMG2IMG = "img2img"
+    INPAINT = "inpaint"
+
+
+@dataclass
+class GenerationRequest:
+    prompt: str
+    negative_prompt: str | None = None  # true CFG runs only with a negative prompt and true_cfg_scale > 1
+    width: int | None = None  # default: 1024x1024 (t2i) or from the (last) condition / init image
+    height: int | None = None
+    aspect: str | None = None  # one of sizes.ASPECT_PRESETS, instead of width/height
+    num_steps: int = 50
+    true_cfg_scale: float = 4.0
+    seed: int | None = None
+    images: list[ImageInput] = field(default_factory=list)  # edit: condition images (target size from the last)
+    init_image: ImageInput | None = None  # img2img / inpaint: the image to start from
+    mask: ImageInput | None = None  # inpaint: white = repaint
+    strength: float = 0.6  # img2img / inpaint: 1 = start from pure noise
+    max_sequence_length: int = 512
+    noise: torch.Tensor | None = None  # explicit initial noise [16, h, w] latents (overrides the seed)
+
+    @property
+    def task(self) -> Task:
+        if self.images and self.init_image is not None:
+            raise ValueError("a request has either condition images (edit) or an init image (img2img/inpaint)")
+        if self.images:
+            return Task.EDIT
+        if self.init_image is not None:
+            return Task.INPAINT if self.mask is not None else Task.IMG2IMG
+        if self.mask is not None:
+            raise ValueError("a mask needs an init image to inpaint")
+        return Task.TEXT_TO_IMAGE
+
+    def uses_cfg(self) -> bool:
+        return self.true_cfg_scale > 1 and self.negative_prompt is not None
+
+    def start_strength(self) -> float:
+        return self.strength if self.task in (Task.IMG2IMG, Task.INPAINT) else 1.0

@@ -1,0 +1,101 @@
+"""Flow-matching noise schedule: sigmas from 1 towards 0 with the resolution-dependent (dynamic) shift.
+
+sigma is the time t of the package convention (t = 1 is noise). The shift bends the schedule so that
+larger images (more tokens) spend more steps at high noise:
+    mu = linear in the target token count (base_image_seq_len -> base_shift, max_image_seq_len -> max_shift)
+    sigma' = e^mu / (e^mu + (1/sigma - 1))              (exponential time shift)
+    sigma'' = 1 - (1 - sigma') / k, k chosen so the last sigma equals shift_terminal
+Reads the official `scheduler/scheduler_config.json` (FlowMatchEulerDiscreteScheduler keys).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from qwenimage.weights.config_io import read_json
+from qwenimage.weights.errors import ConfigError
+
+# keys of a diffusers scheduler config that must be off (we do not implement those variants)
+UNSUPPORTED_FLAGS = ("invert_sigmas", "stochastic_sampling", "use_karras_sigmas", "use_exponential_sigmas",
+                     "use_beta_sigmas")
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """Defaults are the official Qwen-Image scheduler config."""
+
+    num_train_timesteps: int = 1000
+    shift: float = 1.0
+    use_dynamic_shifting: bool = True
+    base_shift: float = 0.5
+    max_shift: float = 0.9
+    base_image_seq_len: int = 256
+    max_image_seq_len: int = 8192
+    shift_terminal: float | None = 0.02
+    time_shift_type: str = "exponential"
+
+    def __post_init__(self) -> None:
+        if self.time_shift_type not in ("exponential", "linear"):
+            raise ValueError(f"time_shift_type must be 'exponential' or 'linear', got {self.time_shift_type!r}")
+        if self.shift_terminal is not None and not 0 <= self.shift_terminal < 1:
+            raise ValueError(f"shift_terminal must be in [0, 1), got {self.shift_terminal}")
+        if self.max_image_seq_len <= self.base_image_seq_len:
+            raise ValueError(f"max_image_seq_len {self.max_image_seq_len} must exceed "
+                             f"base_image_seq_len {self.base_image_seq_len}")
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> ScheduleConfig:
+        """Read `scheduler_config.json` from a scheduler folder (or a pipeline folder's `scheduler/`)."""
+        folder = Path(folder)
+        path = folder / "scheduler_config.json"
+        if not path.is_file() and (folder / "scheduler" / "scheduler_config.json").is_file():
+            path = folder / "scheduler" / "scheduler_config.json"
+        raw = read_json(path, what="scheduler_config.json")
+        enabled = [k for k in UNSUPPORTED_FLAGS if raw.get(k)]
+        if enabled:
+            raise ConfigError(f"{path}: unsupported scheduler options enabled: {enabled}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in raw.items() if k in fields})
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{path}: {err}") from err
+
+
+def shift_mu(image_seq_len: int, config: ScheduleConfig) -> float:
+    """The shift parameter mu, linear in the number of target image tokens."""
+    slope = (config.max_shift - config.base_shift) / (config.max_image_seq_len - config.base_image_seq_len)
+    return image_seq_len * slope + (config.base_shift - slope * config.base_image_seq_len)
+
+
+def sigmas_for(num_steps: int, image_seq_len: int, config: ScheduleConfig = ScheduleConfig()) -> torch.Tensor:
+    """[num_steps + 1] fp32 sigmas, decreasing from 1, the last entry 0 (the clean image)."""
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+    sigma = torch.linspace(1.0, 1.0 / num_steps, num_steps, dtype=torch.float64)
+    if config.use_dynamic_shifting:
+        mu = shift_mu(image_seq_len, config)
+        inverse = 1 / sigma - 1
+        sigma = math.exp(mu) / (math.exp(mu) + inverse) if config.time_shift_type == "exponential" else \
+            mu / (mu + inverse)
+    else:
+        sigma = config.shift * sigma / (1 + (config.shift - 1) * sigma)
+    if config.shift_terminal and sigma[-1] < 1:  # a 1-step schedule [1] has nothing to stretch
+        one_minus = 1 - sigma
+        sigma = 1 - one_minus / (one_minus[-1] / (1 - config.shift_terminal))
+    return torch.cat([sigma.float(), torch.zeros(1)])
+
+
+def euler_step(x: torch.Tensor, velocity: torch.Tensor, sigma: float | torch.Tensor,
+               sigma_next: float | torch.Tensor) -> torch.Tensor:
+    """x_{next} = x + (sigma_next - sigma) * v, in fp32, cast back to x's dtype."""
+    return (x.float() + (sigma_next - sigma) * velocity.float()).to(x.dtype)
+
+
+def noise_to(x0: torch.Tensor, noise: torch.Tensor, sigma: float | torch.Tensor) -> torch.Tensor:
+    """The point x_sigma = (1 - sigma) * x0 + sigma * noise on the straight path from x0 to noise."""
+    return (1 - sigma) * x0 + sigma * noise

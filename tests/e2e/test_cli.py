@@ -1,0 +1,88 @@
+"""The command line on the tiny model folder: outputs, metadata, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from qwenimage.cli.main import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_generate_writes_pngs_of_the_requested_sizes_with_parameters(tiny_pipeline_dir, tmp_path, capsys):
+    code, out, _ = run(capsys, "generate", "--model", str(tiny_pipeline_dir), "--prompt", "a sign that says OPEN",
+                       "--prompt", "second", "--width", "64", "--height", "32", "--steps", "2", "--seed", "3",
+                       "--negative-prompt", " ", "--out", str(tmp_path))
+    assert code == 0
+    paths = out.split()
+    assert len(paths) == 2
+    with Image.open(paths[0]) as img:
+        assert img.size == (64, 32)
+        params = json.loads(img.text["parameters"])
+    assert params["prompt"] == "a sign that says OPEN" and params["seed"] == 3 and params["steps"] == 2
+    with Image.open(paths[1]) as img:
+        assert json.loads(img.text["parameters"])["seed"] == 4
+
+
+def test_edit_img2img_and_inpaint(tiny_pipeline_dir, tmp_path, capsys):
+    Image.new("RGB", (48, 32), (10, 120, 200)).save(tmp_path / "in.png")
+    mask = Image.new("L", (48, 32), 0)
+    mask.paste(255, (0, 0, 24, 32))
+    mask.save(tmp_path / "mask.png")
+    common = ["--model", str(tiny_pipeline_dir), "--steps", "2", "--out", str(tmp_path / "out")]
+    code, out, _ = run(capsys, "edit", *common, "--prompt", "add a moon", "--image", str(tmp_path / "in.png"),
+                       "--width", "32", "--height", "32")
+    assert code == 0 and Image.open(out.split()[0]).size == (32, 32)
+    code, out, _ = run(capsys, "edit", *common, "--prompt", "a sea", "--image", str(tmp_path / "in.png"),
+                       "--strength", "0.5")
+    assert code == 0 and json.loads(Image.open(out.split()[0]).text["parameters"])["task"] == "img2img"
+    code, out, _ = run(capsys, "edit", *common, "--prompt", "a sea", "--image", str(tmp_path / "in.png"),
+                       "--mask", str(tmp_path / "mask.png"))
+    assert code == 0 and json.loads(Image.open(out.split()[0]).text["parameters"])["task"] == "inpaint"
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing_model", "model folder not found"),
+    ("unreadable_image", "cannot read image"),
+    ("size", "width 4096 is out of range"),
+    ("mask", "mask size 16x16 does not match the image size 48x32"),
+    ("long_prompt", "tokens long"),
+])
+def test_bad_input_is_one_line_on_stderr(tiny_pipeline_dir, tmp_path, capsys, case, message):
+    Image.new("RGB", (48, 32)).save(tmp_path / "in.png")
+    Image.new("L", (16, 16)).save(tmp_path / "small_mask.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    model = ["--model", str(tiny_pipeline_dir), "--steps", "1", "--out", str(tmp_path)]
+    argv = {
+        "missing_model": ["generate", "--model", str(tmp_path / "nope"), "--prompt", "x"],
+        "unreadable_image": ["edit", *model, "--prompt", "x", "--image", str(tmp_path / "broken.png")],
+        "size": ["generate", *model, "--prompt", "x", "--width", "4096", "--height", "64"],
+        "mask": ["edit", *model, "--prompt", "x", "--image", str(tmp_path / "in.png"), "--mask",
+                 str(tmp_path / "small_mask.png")],
+        "long_prompt": ["generate", *model, "--prompt", "word " * 1100, "--width", "32", "--height", "32"],
+    }[case]
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"qwenimage {argv[0]}: error: ") and message in last and "Traceback" not in err
+
+
+def test_info_and_help_from_the_installed_entry_point(capsys):
+    code, out, _ = run(capsys, "info")
+    assert code == 0 and "20,430,401,088 parameters" in out
+    for command in ("generate", "edit", "info", "check"):
+        done = subprocess.run([sys.executable, "-m", "qwenimage.cli.main", command, "--help"], capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0 and "usage: qwenimage" in done.stdout
+
+
+def test_check_reports_a_pipeline_folder(tiny_pipeline_dir, capsys):
+    code, out, _ = run(capsys, "check", str(tiny_pipeline_dir))
+    assert code == 0 and "QwenImageMMDiT" in out and "WanVAE" in out and "all keys matched" in out
