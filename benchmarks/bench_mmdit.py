@@ -15,14 +15,17 @@ import time
 import torch
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def interleaved_medians(fns, repeats: int) -> list[float]:
+    """Median wall time of each function, timed in alternation so that machine drift hits both alike."""
+    for fn in fns:
+        fn()  # warm-up
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn, bucket in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -32,7 +35,7 @@ def main() -> None:
     parser.add_argument("--head-dim", type=int, default=64)
     parser.add_argument("--image-tokens", type=int, default=1024, help="a square grid: must be a perfect square")
     parser.add_argument("--text-tokens", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=11)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave torch's default)")
     args = parser.parse_args()
     if args.threads:
@@ -63,9 +66,10 @@ def main() -> None:
         expected = reference(hidden_states=hidden, encoder_hidden_states=text, timestep=t, img_shapes=shapes,
                              return_dict=False)[0]
         actual = ours(hidden, text, t, shapes)
-        t_ref = median_time(lambda: reference(hidden_states=hidden, encoder_hidden_states=text, timestep=t,
-                                              img_shapes=shapes, return_dict=False), args.repeats)
-        t_ours = median_time(lambda: ours(hidden, text, t, shapes), args.repeats)
+        t_ref, t_ours = interleaved_medians([
+            lambda: reference(hidden_states=hidden, encoder_hidden_states=text, timestep=t, img_shapes=shapes,
+                              return_dict=False),
+            lambda: ours(hidden, text, t, shapes)], args.repeats)
     print(f"config: {args.blocks} blocks, {args.heads} heads x {args.head_dim}, "
           f"{args.image_tokens} image + {args.text_tokens} text tokens, threads={torch.get_num_threads()}")
     print(f"diffusers : {t_ref * 1000:8.1f} ms")

@@ -72,9 +72,9 @@ def test_rope_positions_are_centred_and_text_follows_largest_half_grid():
     assert text_offset([(1, 6, 10), (1, 12, 2)]) == 6
     rope = MSRoPE((4, 6, 6))
     img_rot, txt_rot = rope([[(1, 2, 2)], [(1, 4, 4)]], text_len=3, image_len=16, device=torch.device("cpu"))
-    assert img_rot.cos.shape == (2, 16, 8)
-    assert torch.all(img_rot.cos[0, 4:] == 1)  # padding tokens are not rotated
-    assert not torch.allclose(txt_rot.cos[0], txt_rot.cos[1])  # text offsets differ per sample
+    assert img_rot.phases.shape == (2, 16, 8)
+    assert torch.all(img_rot.phases[0, 4:] == 1)  # padding tokens are not rotated
+    assert not torch.allclose(txt_rot.phases[0], txt_rot.phases[1])  # text offsets differ per sample
 
 
 def test_rotation_preserves_norm_of_each_pair():

@@ -48,6 +48,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offload", action="store_true", help="sequential CPU offload of the components")
     p.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
     p.add_argument("--sequential-cfg", action="store_true", help="run cond/uncond passes one after the other")
+    p.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
+                   help="LoRA adapter (diffusers, kohya or ComfyUI keys), repeatable; scale defaults to 1")
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -101,6 +103,8 @@ def _run(args: argparse.Namespace, requests) -> int:
         dtype = torch.float32  # half precision on CPU is slow and poorly supported
     pipe = load_pipeline(args.model, dtype=dtype, device=device, offload=args.offload, vae_tiling=args.vae_tiling,
                          cfg_batching=not args.sequential_cfg)
+    for spec in args.lora:
+        pipe.load_lora(*parse_lora_spec(spec))
     bar = None
 
     def progress(step: int, steps: int) -> None:  # the bar starts with the first step, after all checks passed
@@ -120,10 +124,19 @@ def _run(args: argparse.Namespace, requests) -> int:
     return 0
 
 
+def parse_lora_spec(spec: str) -> tuple[Path, float]:
+    """'style.safetensors:0.8' -> (path, 0.8); without a numeric suffix the scale is 1."""
+    path, sep, scale = spec.rpartition(":")
+    try:
+        return (Path(path), float(scale)) if sep else (Path(spec), 1.0)
+    except ValueError:
+        return Path(spec), 1.0
+
+
 def _parameters(request, args: argparse.Namespace) -> dict:
     return {"prompt": request.prompt, "negative_prompt": request.negative_prompt, "seed": request.seed,
             "steps": request.num_steps, "true_cfg_scale": request.true_cfg_scale, "task": request.task.value,
-            "strength": request.strength, "model": str(args.model), "dtype": args.dtype}
+            "strength": request.strength, "model": str(args.model), "dtype": args.dtype, "lora": args.lora}
 
 
 def save_png(image, path: Path, parameters: dict) -> None:

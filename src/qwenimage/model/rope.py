@@ -21,18 +21,18 @@ SampleShapes = list[ImageShape]  # target first, then condition images
 
 @dataclass
 class Rotation:
-    """cos/sin of the rotation angles, [B, S, head_dim/2] fp32, one pair per feature pair."""
+    """Unit complex numbers e^(i*angle), [B, S, head_dim/2] complex64, one per feature pair."""
 
-    cos: torch.Tensor
-    sin: torch.Tensor
+    phases: torch.Tensor
+
+    @classmethod
+    def from_angles(cls, angles: torch.Tensor) -> Rotation:
+        return cls(torch.polar(torch.ones_like(angles), angles))
 
     def rotate(self, x: torch.Tensor) -> torch.Tensor:
-        """x [B, S, heads, head_dim] -> rotated x, computed in fp32 and cast back."""
-        pairs = x.float().unflatten(-1, (-1, 2))  # [B, S, H, Dh/2, 2]
-        real, imag = pairs.unbind(-1)
-        cos, sin = self.cos[:, :, None, :], self.sin[:, :, None, :]  # [B, S, 1, Dh/2]
-        rotated = torch.stack([real * cos - imag * sin, real * sin + imag * cos], dim=-1)
-        return rotated.flatten(-2).to(x.dtype)
+        """x [B, S, heads, head_dim] -> rotated x: pairs (2k, 2k+1) times phase k, in fp32, cast back."""
+        pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))  # [B, S, H, Dh/2] complex
+        return torch.view_as_real(pairs * self.phases[:, :, None, :]).flatten(-2).to(x.dtype)
 
 
 def image_token_count(shapes: SampleShapes) -> int:
@@ -88,6 +88,4 @@ class MSRoPE:
             positions = image_positions(shapes, device, self.layered)
             img_pos[b, : positions.shape[0]] = positions
             txt_pos[b] = (text_index + text_offset(shapes, self.layered))[:, None]
-        img_angles, txt_angles = self.angles(img_pos), self.angles(txt_pos)
-        return (Rotation(torch.cos(img_angles), torch.sin(img_angles)),
-                Rotation(torch.cos(txt_angles), torch.sin(txt_angles)))
+        return Rotation.from_angles(self.angles(img_pos)), Rotation.from_angles(self.angles(txt_pos))

@@ -71,6 +71,14 @@ class QwenImagePipeline:
         """Pixels per token side: VAE factor x 2x2 packing (16 for the official VAE)."""
         return self.vae.spatial_factor * 2
 
+    def load_lora(self, source, scale: float = 1.0, adapter_name: str | None = None) -> str:
+        """Add a LoRA adapter (diffusers, kohya or ComfyUI key names) to the transformer; returns its name."""
+        from qwenimage.weights.lora import lora_adapters, load_lora
+
+        name = adapter_name or f"lora_{len(lora_adapters(self.transformer))}"
+        load_lora(self.transformer, source, adapter_name=name, scale=scale)
+        return name
+
     # ---- services used by the task adapters ---------------------------------------------------
     def generator(self, request: GenerationRequest) -> torch.Generator:
         seed = request.seed if request.seed is not None else torch.seed()

@@ -1,4 +1,5 @@
-"""`qwenimage info` (model sizes from presets, built on the meta device) and `qwenimage check` (load a folder)."""
+"""Commands about model folders: `info` (preset sizes on the meta device), `check` (strict load of a folder),
+`convert-vae` (original Wan-2.1 VAE file -> diffusers folder) and `tiny-model` (a random tiny pipeline)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("folder", type=Path)
     check.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="cast weights (default: as stored)")
     check.set_defaults(run=run_check)
+
+    convert = sub.add_parser("convert-vae", help="convert an original Wan-2.1 VAE file to a diffusers folder",
+                             description="Rename the keys of an original Wan-2.1 / ComfyUI VAE file (.safetensors or "
+                                         ".pth) to the diffusers layout, check every shape, and save a component "
+                                         "folder that `WanVAE.from_pretrained` and diffusers both load.")
+    convert.add_argument("source", type=Path)
+    convert.add_argument("out", type=Path)
+    convert.add_argument("--preset", default="official", choices=sorted(VAE_PRESETS), help="VAE architecture")
+    convert.set_defaults(run=run_convert_vae)
+
+    tiny = sub.add_parser("tiny-model", help="write a tiny random pipeline folder (runs anywhere, for smoke tests)",
+                          description="Write a tiny randomly initialised Qwen-Image-Edit-Plus pipeline folder "
+                                      "(diffusers layout) that every command accepts. Its images are noise.")
+    tiny.add_argument("out", type=Path)
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.set_defaults(run=run_tiny_model)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -76,3 +93,21 @@ def _supported(folder: Path) -> bool:
         return json.loads((folder / "config.json").read_text()).get("_class_name") in COMPONENTS
     except (OSError, ValueError):
         return False
+
+
+def run_convert_vae(args: argparse.Namespace) -> int:
+    from qwenimage.vae import load_wan_original, vae_preset
+
+    if not args.source.is_file():
+        raise ValueError(f"VAE file not found: {args.source}")
+    vae = load_wan_original(args.source, vae_preset(args.preset))
+    vae.save_pretrained(args.out)
+    print(f"{args.out}: AutoencoderKLQwenImage, {vae.num_parameters():,} parameters")
+    return 0
+
+
+def run_tiny_model(args: argparse.Namespace) -> int:
+    from qwenimage.tiny import build_tiny_model
+
+    print(build_tiny_model(args.out, seed=args.seed))
+    return 0
