@@ -5,6 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
+
+# Fonts for the synthetic text engine (CJK sans/serif, kai, Latin). Needs apt and root; skipped otherwise.
+FONT_PACKAGES="fonts-noto-cjk fonts-wqy-zenhei fonts-arphic-ukai fonts-dejavu-core fonts-liberation2"
+if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  missing=$(for p in $FONT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+  if [ -n "$missing" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+  fi
+else
+  echo "install.sh: not root or no apt-get: install the fonts yourself ($FONT_PACKAGES)" >&2
+fi
+
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1
