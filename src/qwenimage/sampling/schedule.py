@@ -72,16 +72,19 @@ def shift_mu(image_seq_len: int, config: ScheduleConfig) -> float:
     return image_seq_len * slope + (config.base_shift - slope * config.base_image_seq_len)
 
 
+def time_shift(t: torch.Tensor, mu: float, kind: str = "exponential") -> torch.Tensor:
+    """Bend t in (0, 1] towards 1 (noise): e^mu / (e^mu + (1/t - 1)), or mu / (mu + (1/t - 1)) if linear."""
+    inverse = 1 / t - 1
+    return math.exp(mu) / (math.exp(mu) + inverse) if kind == "exponential" else mu / (mu + inverse)
+
+
 def sigmas_for(num_steps: int, image_seq_len: int, config: ScheduleConfig = ScheduleConfig()) -> torch.Tensor:
     """[num_steps + 1] fp32 sigmas, decreasing from 1, the last entry 0 (the clean image)."""
     if num_steps < 1:
         raise ValueError(f"num_steps must be at least 1, got {num_steps}")
     sigma = torch.linspace(1.0, 1.0 / num_steps, num_steps, dtype=torch.float64)
     if config.use_dynamic_shifting:
-        mu = shift_mu(image_seq_len, config)
-        inverse = 1 / sigma - 1
-        sigma = math.exp(mu) / (math.exp(mu) + inverse) if config.time_shift_type == "exponential" else \
-            mu / (mu + inverse)
+        sigma = time_shift(sigma, shift_mu(image_seq_len, config), config.time_shift_type)
     else:
         sigma = config.shift * sigma / (1 + (config.shift - 1) * sigma)
     if config.shift_terminal and sigma[-1] < 1:  # a 1-step schedule [1] has nothing to stretch

@@ -1,0 +1,108 @@
+"""Training configuration: one dataclass tree, loaded from YAML with dotted overrides (see qwenimage.jobconfig)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    pipeline: str = ""  # a diffusers-layout folder: condition encoder, VAE, scheduler (and the transformer)
+    transformer: str | None = None  # start the transformer from this folder instead of pipeline/transformer
+    preset: str | None = None  # or build a fresh transformer from a preset (tiny | mini | official)
+    dtype: str = "fp32"  # weights of the trainable model: fp32 (with autocast for bf16 compute) or bf16
+    activation_checkpointing: bool = False
+
+
+@dataclass
+class DataConfig:
+    sources: list[str] = field(default_factory=list)  # image folders with sidecar captions, or WebDataset tars
+    batch_size: int = 4  # global batch (all ranks, one micro-step)
+    cache_size: int = 4096  # encoded samples kept in memory
+    short_text_chars: int = 12  # text of at most this many characters is "short"; longer or multi-line is "paragraph"
+
+
+@dataclass
+class ObjectiveConfig:
+    kind: str = "flow"  # flow | dpo
+    logit_mean: float = 0.0  # t = sigmoid(N(logit_mean, logit_std))
+    logit_std: float = 1.0
+    resolution_shift: bool = False  # shift t towards noise for larger images, like the sampling schedule
+    dpo_beta: float = 2000.0
+
+
+@dataclass
+class StageConfig:
+    name: str = "main"
+    steps: int = 100
+    resolution: int = 64  # the square side of the resolution tier, in pixels (256 / 640 / 1328 in the paper)
+    text: str = "any"  # which records: any | none (no text) | short | paragraph
+    tasks: dict[str, float] = field(default_factory=lambda: {"t2i": 1.0})  # t2i / ti2i / i2i weights
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 1.0
+    grad_accumulation: int = 1
+    ema_decay: float = 0.0  # 0 disables EMA
+    autocast_bf16: bool = False
+
+
+@dataclass
+class LoraConfig:
+    rank: int = 0  # 0 = full fine-tuning
+    alpha: float | None = None  # default: rank
+    targets: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
+
+
+@dataclass
+class ParallelConfig:
+    strategy: str = "none"  # none | ddp | fsdp (under torchrun)
+    fsdp_param_dtype: str = "fp32"  # fsdp mixed precision: dtype of the all-gathered params (bf16 on GPU)
+
+
+@dataclass
+class OutputConfig:
+    dir: str = "outputs/train"
+    log_every: int = 10
+    checkpoint_every: int = 100
+    sample_every: int = 0  # 0 disables periodic sample images
+    sample_prompts: list[str] = field(default_factory=lambda: ["a sign that reads HELLO"])
+    sample_steps: int = 20
+    tensorboard: bool = True
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig()])
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise ValueError("at least one curriculum stage is needed")
+        for stage in self.stages:
+            unknown = set(stage.tasks) - {"t2i", "ti2i", "i2i"}
+            if unknown or not any(w > 0 for w in stage.tasks.values()):
+                raise ValueError(f"stage {stage.name!r}: tasks must weight some of t2i / ti2i / i2i, got {stage.tasks}")
+            if stage.text not in ("any", "none", "short", "paragraph"):
+                raise ValueError(f"stage {stage.name!r}: text must be any|none|short|paragraph, got {stage.text!r}")
+        if self.objective.kind not in ("flow", "dpo"):
+            raise ValueError(f"objective.kind must be flow or dpo, got {self.objective.kind!r}")
+        if self.parallel.strategy not in ("none", "ddp", "fsdp"):
+            raise ValueError(f"parallel.strategy must be none|ddp|fsdp, got {self.parallel.strategy!r}")
+
+    @property
+    def total_steps(self) -> int:
+        return sum(s.steps for s in self.stages)

@@ -1,0 +1,80 @@
+"""What a person watches during training: progress bar, JSONL log, TensorBoard scalars, loss plot."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+
+class Monitor:
+    """Rank 0 only. `log.jsonl` is appended per logged step, so a resumed run continues the same curve."""
+
+    def __init__(self, output: Path, total_steps: int, start_step: int, tensorboard: bool, enabled: bool = True):
+        self.enabled = enabled
+        self.output = output
+        self.bar = tqdm(total=total_steps, initial=start_step, desc="train", unit="step", disable=not enabled)
+        self.writer = None
+        if enabled and tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(output / "tensorboard"))
+        self.last = time.perf_counter()
+        self.samples = self.tokens = 0
+
+    def step(self, step: int, loss: float, lr: float, samples: int, tokens: int, stage: str, log: bool) -> None:
+        self.samples += samples
+        self.tokens += tokens
+        if not self.enabled:
+            return
+        self.bar.update(1)
+        if not log:
+            return
+        elapsed = max(time.perf_counter() - self.last, 1e-9)
+        record = {"step": step, "loss": loss, "lr": lr, "stage": stage, "samples_per_s": self.samples / elapsed,
+                  "tokens_per_s": self.tokens / elapsed}
+        self.bar.set_postfix(loss=f"{loss:.4f}", stage=stage, sps=f"{record['samples_per_s']:.1f}")
+        with open(self.output / "log.jsonl", "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key in ("loss", "lr", "samples_per_s", "tokens_per_s"):
+                self.writer.add_scalar(f"train/{key}", record[key], step)
+        self.last, self.samples, self.tokens = time.perf_counter(), 0, 0
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.enabled:
+            plot_loss(self.output / "log.jsonl", self.output / "loss.png")
+
+
+def read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    latest = {row["step"]: row for row in rows}  # a resumed run may log a step twice: keep the newest
+    return [latest[s] for s in sorted(latest)]
+
+
+def plot_loss(log_path: Path, out: Path) -> Path | None:
+    rows = read_log(log_path)
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
