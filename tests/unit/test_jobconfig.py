@@ -33,7 +33,7 @@ def test_yaml_and_overrides_fill_nested_dataclasses(tmp_path):
     (["inner.lrr=1"], "unknown config keys: inner.lrr"),
     (["steps=many"], "steps: expected int, got 'many'"),
     (["steps"], "is not KEY=VALUE"),
-    (["steps.x=1"], "'steps' is a value, not a section"),
+    (["steps.x=1"], "steps: expected int"),
 ])
 def test_bad_overrides_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
