@@ -174,3 +174,21 @@ def test_dpo_moves_the_policy_towards_the_winner(tiny_pipeline_dir, data_dir, tm
     assert torch.isclose(before, margin(trainer.reference))
     trainer.run()
     assert margin(trainer.model) < margin(trainer.reference) - 1e-4
+
+
+def test_sample_images_tensorboard_and_ema(tiny_pipeline_dir, data_dir, tmp_path):
+    cfg = config(tmp_path, tiny_pipeline_dir, data_dir, stages=[StageConfig(steps=4, resolution=32)],
+                 optim=OptimConfig(lr=1e-3, ema_decay=0.5),
+                 output=OutputConfig(dir=str(tmp_path / "run"), log_every=2, checkpoint_every=100, sample_every=2,
+                                     sample_prompts=["a red card", "a blue card"], sample_steps=2, tensorboard=True))
+    trainer = Trainer(cfg)
+    trainer.run()
+    samples = sorted(p.name for p in (tmp_path / "run" / "samples").iterdir())
+    assert samples == [f"step-0000000{s}-{i}.png" for s in (2, 4) for i in (0, 1)]
+    assert Image.open(tmp_path / "run" / "samples" / samples[0]).size == (32, 32)
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    from qwenimage.model import QwenImageMMDiT  # the exported transformer holds the EMA weights
+
+    ema_weights = QwenImageMMDiT.from_pretrained(tmp_path / "run" / "transformer").state_dict()
+    shadow = {k: v for k, v in trainer.ema.state_dict().items()}
+    assert all(torch.equal(ema_weights[k], shadow[k]) for k in shadow)
