@@ -72,16 +72,20 @@ def reading_order(lines: list[OcrLine]) -> list[OcrLine]:
 class OcrEngine:
     """rapidocr on the CPU (onnxruntime); the models load on first use, once per process."""
 
-    def __init__(self, min_score: float = 0.5):
+    def __init__(self, min_score: float = 0.5, threads: int | None = None):
         self.min_score = min_score
+        self.threads = threads  # onnxruntime threads; 1 per worker process when several workers share the cores
         self._engine = None
 
     def _load(self):
         if self._engine is None:
             from rapidocr import RapidOCR
 
-            logging.getLogger("RapidOCR").setLevel(logging.WARNING)  # after import: rapidocr sets INFO there
-            self._engine = RapidOCR()
+            params = {"Global.log_level": "warning"}
+            if self.threads:
+                params.update({"EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
+                               "EngineConfig.onnxruntime.inter_op_num_threads": self.threads})
+            self._engine = RapidOCR(params=params)
         return self._engine
 
     def read(self, image: Image.Image | np.ndarray) -> OcrResult:
