@@ -18,8 +18,20 @@ class ModelConfig:
 class DataConfig:
     sources: list[str] = field(default_factory=list)  # image folders with sidecar captions, or WebDataset tars
     batch_size: int = 4  # global batch (all ranks, one micro-step)
-    cache_size: int = 4096  # encoded samples kept in memory
+    cache_size: int = 4096  # encoded samples kept in memory (per producer)
     short_text_chars: int = 12  # text of at most this many characters is "short"; longer or multi-line is "paragraph"
+    # the data plane (train/dataplane/): producers encode ahead of the trainer, consumers only train
+    producer: str = "local"  # local: worker threads in the trainer process | ray: producer actors
+    producers: int = 1  # producer threads (local) or actors (ray) per trainer rank
+    prefetch: int = 4  # micro-batches encoded ahead of the one training (bounds memory)
+    disk_cache: bool = True  # keep encoded samples as safetensors files, reused by later epochs and runs
+    cache_dir: str = ""  # default: <output.dir>/latent-cache; runs with the same encoders may share one
+    ray_address: str = ""  # a Ray cluster to join ("auto", "ray://head:10001"); empty: start Ray locally
+    producer_cpus: float = 1.0  # per Ray producer actor
+    producer_gpus: float = 0.0  # per Ray producer actor; > 0 runs its encoders on that GPU
+    max_restarts: int = 3  # a Ray producer that dies is restarted up to this many times (-1: always)
+    sources_file: str = ""  # watched YAML: a list of sources or {sources, tasks}; edits apply at an epoch boundary
+    watch_every: int = 10  # steps between checks for data updates (0: never)
 
 
 @dataclass
@@ -100,6 +112,10 @@ class TrainConfig:
                 raise ValueError(f"stage {stage.name!r}: text must be any|none|short|paragraph, got {stage.text!r}")
         if self.objective.kind not in ("flow", "dpo"):
             raise ValueError(f"objective.kind must be flow or dpo, got {self.objective.kind!r}")
+        data = self.data
+        if data.producer not in ("local", "ray") or data.producers < 1 or data.prefetch < 0:
+            raise ValueError(f"data.producer must be local|ray with producers >= 1 and prefetch >= 0, got "
+                             f"{data.producer!r}, {data.producers}, {data.prefetch}")
         if self.parallel.strategy not in ("none", "ddp", "fsdp"):
             raise ValueError(f"parallel.strategy must be none|ddp|fsdp, got {self.parallel.strategy!r}")
 

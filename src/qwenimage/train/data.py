@@ -8,7 +8,8 @@ would be, and a run on W ranks sees the same global batch as one process.
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -41,9 +42,11 @@ class BatchPlan:
     """Which records each (stage, micro-step, rank) trains on."""
 
     def __init__(self, records: list[Record], stage: StageConfig, stage_index: int, seed: int, short_chars: int,
-                 need_loser: bool = False):
+                 need_loser: bool = False, origin: int = 0, salt: int = 0):
         self.stage, self.stage_index, self.seed = stage, stage_index, seed
         self.need_loser = need_loser
+        self.origin, self.salt = origin, salt  # epochs count from sample `origin`; salt: a data version's shuffle
+        self._order: tuple[int, np.ndarray] | None = None  # the last epoch's permutation
         self.tasks = [t for t in TASKS if stage.tasks.get(t, 0) > 0]
         self.eligible = [i for i, r in enumerate(records) if self._selected(r, short_chars)]
         if not self.eligible:
@@ -57,14 +60,20 @@ class BatchPlan:
         return text_ok and loser_ok and bool(record.tasks() & set(self.tasks))
 
     def sample(self, global_index: int) -> PlannedSample:
-        n = len(self.eligible)
-        epoch, position = divmod(global_index, n)
-        order = np.random.default_rng(seed_for(self.seed, self.stage_index, epoch)).permutation(n)
-        record = self.eligible[order[position]]
+        epoch, position = divmod(global_index - self.origin, len(self.eligible))
+        record = self.eligible[self.order(epoch)[position]]
         options = [t for t in self.tasks if t in self.records[record].tasks()]
         weights = np.array([self.stage.tasks[t] for t in options], dtype=np.float64)
         rng = np.random.default_rng(seed_for(self.seed, self.stage_index, global_index, 7))
         return PlannedSample(record, options[rng.choice(len(options), p=weights / weights.sum())], global_index)
+
+    def order(self, epoch: int) -> np.ndarray:
+        """The permutation of the eligible records for one epoch (the last one is kept)."""
+        if self._order is None or self._order[0] != epoch:
+            salt = (self.salt,) if self.salt else ()
+            seed = seed_for(self.seed, self.stage_index, epoch, *salt)
+            self._order = (epoch, np.random.default_rng(seed).permutation(len(self.eligible)))
+        return self._order[1]
 
     def micro_batch(self, micro_step: int, global_batch: int, rank: int, world: int) -> list[PlannedSample]:
         if global_batch % world:
@@ -97,14 +106,14 @@ class SampleEncoder:
             self.cache.move_to_end(key)
             return self.cache[key]
         self.misses += 1
-        sample = self._encode(record, task, resolution)
+        sample = self.encode_uncached(record, task, resolution)
         self.cache[key] = sample
         if len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
         return sample
 
     @torch.no_grad()
-    def _encode(self, record: Record, task: str, resolution: int) -> EncodedSample:
+    def encode_uncached(self, record: Record, task: str, resolution: int) -> EncodedSample:
         step = self.vae.spatial_factor * 2
         target = fit_to_bucket(open_record_image(record.image), resolution, step)
         if task == "t2i":
@@ -119,6 +128,24 @@ class SampleEncoder:
         dtype = next(self.vae.parameters()).dtype
         pixels = pil_to_tensor(image)[None].to(self.device, dtype)  # [1, 3, H, W]
         return self.vae.normalize_latents(self.vae.encode(pixels).mode())[0].float()  # [C, h, w]
+
+
+def load_frozen_encoders(pipeline: str | Path, device: str | torch.device):
+    """The frozen condition encoder (Qwen2.5-VL) and VAE of a diffusers-layout pipeline folder."""
+    from qwenimage.text import ConditionEncoder
+    from qwenimage.vae import WanVAE
+
+    folder = Path(pipeline)
+    if not (folder / "vae").is_dir():
+        raise ValueError(f"model.pipeline {folder} is not a pipeline folder with text_encoder/ and vae/")
+    encoder = ConditionEncoder.from_pretrained(folder, device=device).eval().requires_grad_(False)
+    vae = WanVAE.from_pretrained(folder / "vae", device=device).eval().requires_grad_(False)
+    return encoder, vae
+
+
+def loser_record(record: Record) -> Record:
+    """DPO: the record of the losing image, encoded like a T2I sample with the same caption."""
+    return replace(record, id=record.id + "#lose", image=record.lose, lose=None)
 
 
 def fit_to_bucket(image: Image.Image, resolution: int, step: int) -> Image.Image:

@@ -24,7 +24,9 @@ class Monitor:
         self.last = time.perf_counter()
         self.samples = self.tokens = 0
 
-    def step(self, step: int, loss: float, lr: float, samples: int, tokens: int, stage: str, log: bool) -> None:
+    def step(self, step: int, loss: float, lr: float, samples: int, tokens: int, stage: str, log: bool,
+             extra: dict[str, float] | None = None) -> None:
+        """`extra`: more scalars for the logged step (the data plane's wait, throughput, queue, cache)."""
         self.samples += samples
         self.tokens += tokens
         if not self.enabled:
@@ -34,13 +36,15 @@ class Monitor:
             return
         elapsed = max(time.perf_counter() - self.last, 1e-9)
         record = {"step": step, "loss": loss, "lr": lr, "stage": stage, "samples_per_s": self.samples / elapsed,
-                  "tokens_per_s": self.tokens / elapsed}
+                  "tokens_per_s": self.tokens / elapsed, **(extra or {})}
         self.bar.set_postfix(loss=f"{loss:.4f}", stage=stage, sps=f"{record['samples_per_s']:.1f}")
         with open(self.output / "log.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         if self.writer is not None:
             for key in ("loss", "lr", "samples_per_s", "tokens_per_s"):
                 self.writer.add_scalar(f"train/{key}", record[key], step)
+            for key, value in (extra or {}).items():
+                self.writer.add_scalar(f"data/{key}", value, step)
         self.last, self.samples, self.tokens = time.perf_counter(), 0, 0
 
     def close(self) -> None:

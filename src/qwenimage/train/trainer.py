@@ -3,8 +3,9 @@
     trainer = Trainer(load_job_config(TrainConfig, "train.yaml"))
     trainer.run()
 
-Each optimizer step: stage from the step, micro-batches from the deterministic plan, loss, backward,
-clip, AdamW, warmup+cosine LR, EMA; then logging, checkpoints and sample images on schedule.
+Each optimizer step: stage from the step, micro-batches from the deterministic plan, encoded ahead by the
+data plane's producers (train/dataplane: threads or Ray actors, with a persistent latent cache), loss,
+backward, clip, AdamW, warmup+cosine LR, EMA; then logging, checkpoints and sample images on schedule.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import replace
+import threading
 from pathlib import Path
 
 import torch
@@ -22,11 +23,14 @@ from qwenimage.model import QwenImageMMDiT, mmdit_preset
 from qwenimage.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from qwenimage.train.config import TrainConfig
 from qwenimage.train.curriculum import stage_at
-from qwenimage.train.data import BatchPlan, SampleEncoder, collate, noise_and_time
+from qwenimage.train.data import loser_record  # noqa: F401  (imported from here by users and tests)
+from qwenimage.train.data import SampleEncoder, collate, load_frozen_encoders, noise_and_time
+from qwenimage.train.dataplane import Schedule, build_feed
+from qwenimage.train.dataplane.updates import DataUpdates, broadcast_from_main, load_versions, save_versions
 from qwenimage.train.ema import EMA
 from qwenimage.train.objective import dpo_loss, flow_matching_loss
 from qwenimage.train.parallel import DTYPES, all_reduce_mean, freeze_unused, init_distributed, unwrap, wrap_model
-from qwenimage.train.records import Record, read_records
+from qwenimage.train.records import read_records
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +73,11 @@ class Trainer:
         self.ema = EMA(self.model, optim.ema_decay) if optim.ema_decay > 0 else None
         self.records = read_records(config.data.sources)
         self.samples = SampleEncoder(self.encoder, self.vae, config.data.cache_size, self.info.device)
-        self.plans = [BatchPlan(self.records, stage, i, config.seed, config.data.short_text_chars,
-                                need_loser=config.objective.kind == "dpo") for i, stage in enumerate(config.stages)]
+        self.schedule = Schedule(config, self.info.rank, self.info.world, self._data_versions(), self.records)
+        self.plans = [self.schedule.plans[(0, i)] for i in range(len(config.stages))]
+        self.updates = DataUpdates(config.data.sources_file)
+        self.encoder_lock = threading.Lock()  # in-process producers share the encoders with sample images
+        self.feed = None  # the data plane's consumer end, started by the first step
         self.step = 0
         latest = latest_checkpoint(self.output)
         if latest is not None:
@@ -79,15 +86,14 @@ class Trainer:
 
     # ---- set-up ----------------------------------------------------------------------------------
     def _frozen_encoders(self):
-        from qwenimage.text import ConditionEncoder
-        from qwenimage.vae import WanVAE
+        return load_frozen_encoders(self.config.model.pipeline, self.info.device)
 
-        folder = Path(self.config.model.pipeline)
-        if not (folder / "vae").is_dir():
-            raise ValueError(f"model.pipeline {folder} is not a pipeline folder with text_encoder/ and vae/")
-        encoder = ConditionEncoder.from_pretrained(folder, device=self.info.device).eval().requires_grad_(False)
-        vae = WanVAE.from_pretrained(folder / "vae", device=self.info.device).eval().requires_grad_(False)
-        return encoder, vae
+    def _data_versions(self):
+        versions = load_versions(self.output)
+        if versions and versions[0].sources != list(self.config.data.sources):
+            log.warning("data.sources differ from the recorded data versions: starting a new data history")
+            return []
+        return versions
 
     def _transformer(self) -> QwenImageMMDiT:
         model_cfg = self.config.model
@@ -116,33 +122,38 @@ class Trainer:
         cfg = self.config
         monitor = Monitor(self.output, cfg.total_steps, self.step, cfg.output.tensorboard, self.info.is_main)
         losses = []
-        while self.step < cfg.total_steps:
-            step = self.step
-            loss, samples, tokens = self.train_step(step)
-            losses.append(loss)
-            self.step = step + 1
-            stage = cfg.stages[stage_at(cfg.stages, step)[0]].name
-            monitor.step(self.step, loss, self.scheduler.get_last_lr()[0], samples, tokens, stage,
-                         log=self.step % cfg.output.log_every == 0 or self.step == cfg.total_steps)
-            if self.step % cfg.output.checkpoint_every == 0 or self.step == cfg.total_steps:
-                save_checkpoint(self.output, self.step, self.model, self.optimizer, self.scheduler, self.ema,
-                                self.info)
-            if cfg.output.sample_every and self.step % cfg.output.sample_every == 0:
-                self.write_samples()
+        try:
+            while self.step < cfg.total_steps:
+                step = self.step
+                loss, samples, tokens = self.train_step(step)
+                losses.append(loss)
+                self.step = step + 1
+                stage = cfg.stages[stage_at(cfg.stages, step)[0]].name
+                logged = self.step % cfg.output.log_every == 0 or self.step == cfg.total_steps
+                monitor.step(self.step, loss, self.scheduler.get_last_lr()[0], samples, tokens, stage, log=logged,
+                             extra=self.data_metrics(step) if logged else None)
+                if self.step % cfg.output.checkpoint_every == 0 or self.step == cfg.total_steps:
+                    save_checkpoint(self.output, self.step, self.model, self.optimizer, self.scheduler, self.ema,
+                                    self.info)
+                if cfg.output.sample_every and self.step % cfg.output.sample_every == 0:
+                    self.write_samples()
+        finally:
+            self.close()
         monitor.close()
         self.export()
         return losses
 
     def train_step(self, step: int) -> tuple[float, int, int]:
         cfg = self.config
-        stage_index, step_in_stage = stage_at(cfg.stages, step)
+        feed = self.data_feed()
+        self.poll_data_updates(step)
         accumulation = cfg.optim.grad_accumulation
         total, samples, tokens = torch.zeros((), device=self.info.device), 0, 0
         for micro in range(accumulation):
-            planned = self.plans[stage_index].micro_batch(step_in_stage * accumulation + micro, cfg.data.batch_size,
-                                                          self.info.rank, self.info.world)
+            stage_index, planned, _ = self.schedule.planned(step * accumulation + micro)
+            encoded = feed.take(step * accumulation + micro)  # planned samples (then DPO losers), in order
             with torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=cfg.optim.autocast_bf16):
-                loss, batch_tokens = self.micro_loss(planned, stage_index)
+                loss, batch_tokens = self.micro_loss(planned, stage_index, encoded)
             (loss / accumulation).backward()
             total += loss.detach() / accumulation
             samples, tokens = samples + len(planned) * self.info.world, tokens + batch_tokens * self.info.world
@@ -156,10 +167,9 @@ class Trainer:
             self.ema.update(self.model)
         return all_reduce_mean(total).item(), samples, tokens
 
-    def micro_loss(self, planned, stage_index: int) -> tuple[torch.Tensor, int]:
-        stage, objective = self.config.stages[stage_index], self.config.objective
-        encoded = [self.samples.encode(self.records[p.record], p.task, stage.resolution) for p in planned]
-        batch = collate(encoded, self.info.device)
+    def micro_loss(self, planned, stage_index: int, encoded) -> tuple[torch.Tensor, int]:
+        objective = self.config.objective
+        batch = collate(encoded[:len(planned)], self.info.device)
         noise, t = noise_and_time(planned, batch, self.config.seed, stage_index, objective.logit_mean,
                                   objective.logit_std)
         if objective.resolution_shift:
@@ -169,11 +179,54 @@ class Trainer:
             t = shift_for_resolution(t, batch.layout.target_lengths, ScheduleConfig())
         tokens = sum(batch.layout.target_lengths)
         if objective.kind == "dpo":
-            losers = [self.samples.encode(loser_record(self.records[p.record]), "t2i", stage.resolution)
-                      for p in planned]
-            lose = collate(losers, self.info.device)
+            lose = collate(encoded[len(planned):], self.info.device)
             return dpo_loss(self.model, self.reference, batch, lose, t, noise, objective.dpo_beta), 2 * tokens
         return flow_matching_loss(self.model, batch, t, noise).mean(), tokens
+
+    # ---- the data plane ----------------------------------------------------------------------------
+    def data_feed(self):
+        if self.feed is None:
+            self.feed = build_feed(self.config, self.schedule, self.samples, self.encoder_lock, self.info.world)
+        return self.feed
+
+    def update_data(self, sources: list[str] | None = None, tasks: dict[str, float] | None = None) -> None:
+        """Change the training data while training runs (rank 0; None keeps the current value): applied at the
+        next check (data.watch_every) and from the next epoch boundary on, on every rank."""
+        self.updates.request(sources, tasks)
+
+    def poll_data_updates(self, step: int) -> None:
+        every = self.config.data.watch_every
+        if every <= 0 or step % every:
+            return
+        version = self._decide_data_update(step) if self.info.is_main else None
+        version = broadcast_from_main(version)
+        if version is not None and not self.info.is_main:
+            self.schedule.add(version)
+        if version is not None:
+            log.info("data version %d (sources %s, tasks %s) decided at step %d, starts at step %d", version.index,
+                     version.sources, version.tasks, step, version.start_step)
+
+    def _decide_data_update(self, step: int):
+        change = self.updates.poll(self.schedule.versions[-1])
+        if change is None:
+            return None
+        try:
+            version = self.schedule.decide(change["sources"], change["tasks"], step, self.feed.submitted_until)
+        except (ValueError, OSError) as err:
+            log.warning("data update rejected: %s", err)
+            return None
+        save_versions(self.output, self.schedule.versions)
+        return version
+
+    def data_metrics(self, step: int) -> dict[str, float]:
+        metrics = self.feed.metrics() if self.feed is not None else {}
+        return {**metrics, "data_version": self.schedule.version_at(step).index}
+
+    def close(self) -> None:
+        """Stop the producers (threads or Ray actors)."""
+        if self.feed is not None:
+            self.feed.close()
+            self.feed = None
 
     # ---- outputs ---------------------------------------------------------------------------------
     def write_samples(self) -> None:
@@ -188,7 +241,8 @@ class Trainer:
         requests = [GenerationRequest(p, width=side, height=side, num_steps=cfg.output.sample_steps, seed=i)
                     for i, p in enumerate(cfg.output.sample_prompts)]
         self.model.eval()
-        results = pipe.generate(requests)
+        with self.encoder_lock:
+            results = pipe.generate(requests)
         self.model.train()
         if self.info.is_main:
             folder = self.output / "samples"
@@ -215,7 +269,3 @@ class Trainer:
             export = QwenImageMMDiT(base.config)
         export.load_state_dict(full, assign=True)
         export.save_pretrained(self.output / "transformer")
-
-
-def loser_record(record: Record) -> Record:
-    return replace(record, id=record.id + "#lose", image=record.lose, lose=None)
