@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
 
-# Fonts for the synthetic text engine (CJK sans/serif, kai, Latin). Needs apt and root; skipped otherwise.
-FONT_PACKAGES="fonts-noto-cjk fonts-wqy-zenhei fonts-arphic-ukai fonts-dejavu-core fonts-liberation2 fonts-comic-neue fonts-dancingscript fonts-humor-sans"
+# Fonts for the synthetic text engine (CJK sans/serif, kai, Latin handwriting) and headless Chromium for
+# report screenshots. Needs apt and root; skipped otherwise.
+FONT_PACKAGES="fonts-noto-cjk fonts-wqy-zenhei fonts-arphic-ukai fonts-dejavu-core fonts-liberation2 fonts-comic-neue fonts-dancingscript fonts-humor-sans chromium"
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   missing=$(for p in $FONT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
   if [ -n "$missing" ]; then

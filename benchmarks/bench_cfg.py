@@ -9,41 +9,23 @@ each, their ratio (sequential / batched; > 1 means batching wins) and the max ab
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-
 import torch
 
-from qwenimage.model import MMDiTConfig, QwenImageMMDiT
+from common import add_model_args, medium_config, median_time
+
+from qwenimage.model import QwenImageMMDiT
 from qwenimage.sampling.conditioning import TextConditioning, TokenLayout
 from qwenimage.sampling.guidance import Guidance, guided_velocity
 
 
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--blocks", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--head-dim", type=int, default=64)
-    parser.add_argument("--side", type=int, default=16, help="token grid side (16 -> 256 image tokens)")
-    parser.add_argument("--text", type=int, default=64, help="text tokens")
+    add_model_args(parser, side=16, text=64)
     parser.add_argument("--batch", type=int, default=1, help="requests per step")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    axes = (args.head_dim // 4, args.head_dim * 3 // 8, args.head_dim * 3 // 8)
-    axes = (args.head_dim - 2 * axes[1], axes[1], axes[2])
-    config = MMDiTConfig(num_layers=args.blocks, num_attention_heads=args.heads, attention_head_dim=args.head_dim,
-                         joint_attention_dim=512, axes_dims_rope=axes)
+    config = medium_config(args)
     torch.manual_seed(0)
     model = QwenImageMMDiT(config).eval()
     with torch.no_grad():

@@ -14,7 +14,9 @@ import time
 
 import torch
 
-from qwenimage.model import MMDiTConfig, QwenImageMMDiT
+from common import add_model_args, medium_config
+
+from qwenimage.model import QwenImageMMDiT
 from qwenimage.sampling.conditioning import TextConditioning, TokenLayout
 from qwenimage.train.objective import FlowBatch, flow_matching_loss
 
@@ -36,18 +38,11 @@ def step_time(model, batch, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--blocks", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=8)
-    parser.add_argument("--head-dim", type=int, default=64)
-    parser.add_argument("--side", type=int, default=32, help="token grid side (32 -> 1024 image tokens)")
-    parser.add_argument("--text", type=int, default=128)
+    add_model_args(parser, side=32, text=128)
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    axes = (args.head_dim // 8, args.head_dim * 7 // 16, args.head_dim * 7 // 16)
-    axes = (args.head_dim - 2 * axes[1], axes[1], axes[2])
-    config = MMDiTConfig(num_layers=args.blocks, num_attention_heads=args.heads, attention_head_dim=args.head_dim,
-                         joint_attention_dim=512, axes_dims_rope=axes)
+    config = medium_config(args)
     torch.manual_seed(0)
     model = QwenImageMMDiT(config).train()
     tokens = args.side * args.side

@@ -1,0 +1,83 @@
+"""S1 preprocessing (256p): broken and abnormally small files, resolution, aspect ratio, EXIF orientation,
+hashes for deduplication, NSFW.
+
+Per record (in the workers): reasons empty_file, small_file, broken_file, too_many_pixels, low_resolution,
+aspect_ratio, nsfw. Deduplication needs every record's hashes, so it runs afterwards on the driver
+(`apply_duplicates`): reasons duplicate_exact, duplicate_near.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from qwenimage.curate.buckets import nearest_ratio, parse_ratio
+from qwenimage.curate.config import CurateConfig
+from qwenimage.curate.dedup import HashedImage, find_duplicates, phash64
+from qwenimage.curate.hooks import Scorer
+from qwenimage.curate.metrics import grey
+from qwenimage.curate.record import Record
+from qwenimage.curate.stages.base import Stage, pixels, scored_in_batch
+
+
+class S1Preprocess(Stage):
+    name = "s1"
+    synthetic_enters = False
+
+    def __init__(self, config: CurateConfig):
+        self.config = config.s1
+        for ratio in self.config.aspect_ratios:
+            parse_ratio(ratio)
+        self.nsfw = Scorer(self.config.nsfw)
+
+    def process(self, records: list[Record]) -> None:
+        super().process(records)
+        survivors = [r for r in records if r.kept]
+        if self.nsfw.enabled and survivors:
+            scores = scored_in_batch(survivors, self.name, lambda rs: self.nsfw([r.decoded.rgb for r in rs]))
+            for record, score in zip(survivors, scores):
+                if score is not None:
+                    record.score(self.name, nsfw=round(score, 4))
+                    if score >= self.config.nsfw.threshold:
+                        record.reject(self.name, "nsfw", f"score {score:.3f} >= {self.config.nsfw.threshold}")
+
+    def process_one(self, record: Record) -> None:
+        cfg = self.config
+        data = record.read_bytes()
+        record.score(self.name, file_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+        if len(data) < cfg.min_file_bytes:
+            reason = "empty_file" if not data else "small_file"
+            record.reject(self.name, reason, f"{len(data)} bytes < {cfg.min_file_bytes}")
+            return
+        image = pixels(record, cfg.max_pixels, cfg.decode_side)  # broken files raise: guarded rejects them
+        ratio, distance = nearest_ratio(image.width, image.height, cfg.aspect_ratios)
+        record.score(self.name, width=image.width, height=image.height, format=image.format, mode=image.mode,
+                     exif_orientation=image.orientation, aspect=ratio, phash=f"{phash64(grey(image.rgb)):016x}")
+        size = f"{image.width}x{image.height}"
+        if min(image.width, image.height) < cfg.min_side:
+            record.reject(self.name, "low_resolution", f"{size}: shorter side < {cfg.min_side}")
+        elif distance > cfg.aspect_tolerance:
+            record.reject(self.name, "aspect_ratio", f"{size} is not near any of {', '.join(cfg.aspect_ratios)}")
+
+
+def hashed(record: Record) -> HashedImage | None:
+    """The record's hashes for deduplication, if S1 computed them and kept the record."""
+    s1 = record.scores.get("s1", {})
+    if not record.kept or "phash" not in s1:
+        return None
+    return HashedImage(record.id, s1["sha256"], int(s1["phash"], 16), s1["width"] * s1["height"], s1["file_bytes"])
+
+
+def duplicates(records: list[Record], config: CurateConfig) -> dict[str, tuple[str, str, int]]:
+    """id -> (reason, kept id, distance) over all S1 survivors (run on the driver, after S1)."""
+    if not config.s1.dedup:
+        return {}
+    images = [h for h in map(hashed, records) if h is not None]
+    return find_duplicates(images, config.s1.near_duplicate_distance, config.s1.lsh_bands)
+
+
+def apply_duplicates(records: list[Record], found: dict[str, tuple[str, str, int]]) -> None:
+    for record in records:
+        if record.id in found:
+            reason, kept_id, distance = found[record.id]
+            record.score("s1", duplicate_of=kept_id, phash_distance=distance)
+            record.reject("s1", reason, f"duplicate of {kept_id} (pHash distance {distance})")
