@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 class Stage:
-    """Base operator. Subclasses set `name` and implement `process(records)` over the pending records."""
+    """Base operator. Subclasses set `name` and implement `process(records)` or `process_one(record)`."""
 
     name = "s0"
     synthetic_enters = True  # False for S1-S3: synthetic data join at S4
@@ -35,11 +35,9 @@ class Stage:
         return batch
 
     def process(self, records: list[Record]) -> None:
+        """Default: each record alone through `self.process_one(record)`, which such subclasses define."""
         for record in records:
             guarded(record, self.name, self.process_one)
-
-    def process_one(self, record: Record) -> None:
-        raise NotImplementedError
 
 
 def guarded(record: Record, stage: str, fn: Callable[[Record], None]) -> None:
