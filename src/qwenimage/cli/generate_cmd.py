@@ -9,7 +9,8 @@ from pathlib import Path
 
 from PIL.PngImagePlugin import PngInfo
 
-DTYPES = ("bf16", "fp16", "fp32")
+from qwenimage.dtypes import DTYPES
+
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +44,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-sequence-length", type=int, default=512)
     p.add_argument("--out", type=Path, default=Path("outputs"), help="output folder for PNGs")
-    p.add_argument("--dtype", choices=DTYPES, default="bf16", help="weights and activations (fp32 on CPU)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="weights and activations (fp32 on CPU)")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--offload", action="store_true", help="sequential CPU offload of the components")
     p.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
@@ -98,7 +99,7 @@ def _run(args: argparse.Namespace, requests) -> int:
             if source is not None:
                 load_image(source)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    dtype = DTYPES[args.dtype]
     if device == "cpu" and dtype != torch.float32:
         dtype = torch.float32  # half precision on CPU is slow and poorly supported
     pipe = load_pipeline(args.model, dtype=dtype, device=device, offload=args.offload, vae_tiling=args.vae_tiling,

@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from qwenimage.components import COMPONENTS, class_of_folder
+from qwenimage.dtypes import DTYPES
 
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -13,7 +13,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+from qwenimage.dtypes import DTYPES
+
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from qwenimage.train.dataplane import Schedule, build_feed
 from qwenimage.train.dataplane.updates import DataUpdates, broadcast_from_main, load_versions, save_versions
 from qwenimage.train.ema import EMA
 from qwenimage.train.objective import dpo_loss, flow_matching_loss
-from qwenimage.train.parallel import DTYPES, all_reduce_mean, freeze_unused, init_distributed, unwrap, wrap_model
+from qwenimage.dtypes import DTYPES
+from qwenimage.train.parallel import all_reduce_mean, freeze_unused, init_distributed, unwrap, wrap_model
 from qwenimage.train.records import read_records
 
 log = logging.getLogger(__name__)
