@@ -3,6 +3,7 @@ epoch, the second epoch from the cache, and producers killed mid-epoch (ray.kill
 
 import logging
 import os
+import time
 import signal
 
 import pytest
@@ -77,5 +78,8 @@ def test_a_producer_that_cannot_restart_leaves_its_work_to_the_others(local_ray,
     ray.kill(feed.pool.actors[1], no_restart=True)
     seen += take_epoch(feed, schedule, 1, PER_EPOCH - 1)
     assert ids(seen) == sorted(f"cards/{i:02d}" for i in range(RECORDS))
+    deadline = time.time() + 30  # Ray confirms the death asynchronously (the probe of the failed producer)
+    while feed.pool.stats()["producers_alive"] != 1 and time.time() < deadline:
+        time.sleep(0.1)
     assert feed.pool.stats()["producers_alive"] == 1
     feed.close()

@@ -22,12 +22,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from qwenimage.jobconfig import load_job_config
     from qwenimage.train.config import TrainConfig
+    from qwenimage.train.parallel import shutdown_distributed
     from qwenimage.train.trainer import Trainer
 
     config = load_job_config(TrainConfig, args.config, args.overrides)
     if not config.data.sources:
         raise ValueError("no training data: set data.sources (image folders or .tar shards)")
-    losses = Trainer(config).run()
+    try:
+        losses = Trainer(config).run()
+    finally:
+        shutdown_distributed()
     if losses:
         print(f"trained to step {config.total_steps}: first loss {losses[0]:.4f}, last loss {losses[-1]:.4f}; "
               f"outputs in {config.output.dir}")

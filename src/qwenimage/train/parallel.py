@@ -79,6 +79,13 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+def shutdown_distributed() -> None:
+    """Leave the process group cleanly: exiting with it alive can abort in gloo's threads at interpreter exit."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

@@ -107,6 +107,7 @@ class RayPool:
         pass  # dropping the refs is enough: the results are never read and Ray frees them
 
     def stats(self) -> dict[str, float]:
+        self._check_probes(block=False)  # count producers whose death has been confirmed since the last pick
         return {"producer_recoveries": self.recovered, "producer_resubmits": self.resubmitted,
                 "producers_alive": self.size - len(self.dead)}
 
