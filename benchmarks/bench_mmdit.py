@@ -3,6 +3,8 @@
     python benchmarks/bench_mmdit.py [--blocks 4 --heads 8 --head-dim 64 --image-tokens 1024 --text-tokens 128]
 
 Prints the median time of each and the ratio diffusers/ours (> 1 means ours is faster), plus the max abs diff.
+A third column times qwenimage with its oneDNN CPU linear turned off (plain F.linear, as diffusers uses), to
+show what that path contributes (see qwenimage/model/linear.py).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def main() -> None:
     from diffusers import QwenImageTransformer2DModel
 
     from qwenimage.model import QwenImageMMDiT
+    from qwenimage.model.linear import set_onednn_linear
 
     side = int(args.image_tokens**0.5)
     if side * side != args.image_tokens:
@@ -66,15 +69,24 @@ def main() -> None:
         expected = reference(hidden_states=hidden, encoder_hidden_states=text, timestep=t, img_shapes=shapes,
                              return_dict=False)[0]
         actual = ours(hidden, text, t, shapes)
-        t_ref, t_ours = interleaved_medians([
+        def ours_plain_linear():
+            previous = set_onednn_linear(False)
+            try:
+                return ours(hidden, text, t, shapes)
+            finally:
+                set_onednn_linear(previous)
+
+        t_ref, t_ours, t_plain = interleaved_medians([
             lambda: reference(hidden_states=hidden, encoder_hidden_states=text, timestep=t, img_shapes=shapes,
                               return_dict=False),
-            lambda: ours(hidden, text, t, shapes)], args.repeats)
+            lambda: ours(hidden, text, t, shapes), ours_plain_linear], args.repeats)
     print(f"config: {args.blocks} blocks, {args.heads} heads x {args.head_dim}, "
           f"{args.image_tokens} image + {args.text_tokens} text tokens, threads={torch.get_num_threads()}")
     print(f"diffusers : {t_ref * 1000:8.1f} ms")
     print(f"qwenimage : {t_ours * 1000:8.1f} ms")
-    print(f"speed ratio (diffusers / qwenimage): {t_ref / t_ours:.2f}x")
+    print(f"qwenimage, F.linear only: {t_plain * 1000:8.1f} ms")
+    print(f"speed ratio (diffusers / qwenimage): {t_ref / t_ours:.2f}x "
+          f"(with F.linear only: {t_ref / t_plain:.2f}x)")
     print(f"max abs diff: {(expected - actual).abs().max().item():.2e}")
 
 

@@ -12,9 +12,9 @@ from peft.tuners.lora import LoraLayer
 from peft.utils.other import get_pattern_key
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from torch import nn
 
 from qwenimage.model import QwenImageMMDiT, mmdit_preset
+from qwenimage.model.linear import Linear
 from qwenimage.weights.lora import (LoraError, fuse_lora, linear_modules, load_lora, lora_adapters,
                                     lora_state_dict_to_peft, save_lora, set_lora_scale, unfuse_lora, unload_lora)
 from tests.helpers import perturb_
@@ -177,7 +177,7 @@ def test_unload_after_fuse_with_keep_base_is_exact(model, fresh):
     assert torch.equal(run(fresh), run(model))
     assert fresh.state_dict().keys() == model.state_dict().keys()
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in fresh.state_dict().items())
-    assert type(fresh.transformer_blocks[0].attn.to_q) is nn.Linear
+    assert type(fresh.transformer_blocks[0].attn.to_q) is Linear  # the base layer itself, unwrapped
     assert lora_adapters(fresh) == [] and not hasattr(fresh, "peft_config")
     assert {n: p.requires_grad for n, p in fresh.named_parameters()} == grads
 
@@ -206,8 +206,8 @@ def test_two_adapters_add_up_and_unload_one(model, fresh):
     unload_lora(fresh, "style")
     assert lora_adapters(fresh) == ["speed"]
     assert max_diff(run(fresh), hand_reference(model, [(second, 2.0)])) <= TOL
-    assert type(fresh.img_in) is nn.Linear  # adapted by "style" only: back to the plain layer
-    assert type(fresh.transformer_blocks[0].attn.to_q) is not nn.Linear  # still carries "speed"
+    assert type(fresh.img_in) is Linear  # adapted by "style" only: back to the plain layer
+    assert type(fresh.transformer_blocks[0].attn.to_q) is not Linear  # still carries "speed"
 
 
 @pytest.mark.parametrize("fold_alpha", [False, True])

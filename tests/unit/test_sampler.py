@@ -3,7 +3,8 @@ import torch
 
 from qwenimage.model import QwenImageMMDiT, mmdit_preset
 from qwenimage.sampling.conditioning import TextConditioning, TokenLayout, stack_text
-from qwenimage.sampling.guidance import Guidance, guided_velocity, renormalized_cfg, transformer_velocity
+from qwenimage.sampling.guidance import (CPU_BATCHED_CFG_MAX_TOKENS, Guidance, batch_cfg_by_default, guided_velocity,
+                                        renormalized_cfg, transformer_velocity)
 from qwenimage.sampling.sampler import InpaintBlend, sample, start_index
 from qwenimage.sampling.schedule import noise_to, sigmas_for
 from tests.helpers import perturb_
@@ -61,6 +62,17 @@ def test_layout_assembles_targets_and_conditions_per_sample(model):
     assert layout.img_shapes() == [[(1, 2, 2), (1, 2, 3)], [(1, 2, 3)]]
     with pytest.raises(ValueError, match=r"sample 0: condition grids \[\(2, 3\)\] need 6 tokens, got 5"):
         TokenLayout([(2, 2)], [[(2, 3)]], [torch.randn(5, 64)])
+
+
+def test_layout_image_len_counts_conditions_of_the_longest_sample():
+    layout = TokenLayout([(2, 2), (2, 3)], [[(2, 3)], []], [torch.randn(6, 64), None])
+    assert layout.image_len() == 10
+
+
+def test_automatic_cfg_batching_choice():
+    assert batch_cfg_by_default(torch.device("cuda"), 10_000)
+    assert batch_cfg_by_default(torch.device("cpu"), CPU_BATCHED_CFG_MAX_TOKENS)
+    assert not batch_cfg_by_default(torch.device("cpu"), CPU_BATCHED_CFG_MAX_TOKENS + 1)
 
 
 def test_batched_and_sequential_cfg_agree_and_mixed_rows(model):

@@ -48,7 +48,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
     p.add_argument("--offload", action="store_true", help="sequential CPU offload of the components")
     p.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
-    p.add_argument("--sequential-cfg", action="store_true", help="run cond/uncond passes one after the other")
+    p.add_argument("--cfg-batching", choices=["auto", "on", "off"], default="auto",
+                   help="run the CFG cond/uncond passes as one batched forward (on) or one after the other (off); "
+                        "auto: batched on GPUs, and on CPU for short sequences only (default: auto)")
     p.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
                    help="LoRA adapter (diffusers, kohya or ComfyUI keys), repeatable; scale defaults to 1")
 
@@ -103,7 +105,7 @@ def _run(args: argparse.Namespace, requests) -> int:
     if device == "cpu" and dtype != torch.float32:
         dtype = torch.float32  # half precision on CPU is slow and poorly supported
     pipe = load_pipeline(args.model, dtype=dtype, device=device, offload=args.offload, vae_tiling=args.vae_tiling,
-                         cfg_batching=not args.sequential_cfg)
+                         cfg_batching={"auto": None, "on": True, "off": False}[args.cfg_batching])
     for spec in args.lora:
         pipe.load_lora(*parse_lora_spec(spec))
     bar = None

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qwenimage.model.layers import RMSNorm
+from qwenimage.model.linear import Linear
 from qwenimage.model.rope import Rotation
 
 
@@ -34,13 +35,13 @@ class JointAttention(nn.Module):
         super().__init__()
         inner = heads * head_dim
         self.heads, self.head_dim = heads, head_dim
-        self.to_q, self.to_k, self.to_v = nn.Linear(dim, inner), nn.Linear(dim, inner), nn.Linear(dim, inner)
-        self.add_q_proj, self.add_k_proj = nn.Linear(dim, inner), nn.Linear(dim, inner)
-        self.add_v_proj = nn.Linear(dim, inner)
+        self.to_q, self.to_k, self.to_v = Linear(dim, inner), Linear(dim, inner), Linear(dim, inner)
+        self.add_q_proj, self.add_k_proj = Linear(dim, inner), Linear(dim, inner)
+        self.add_v_proj = Linear(dim, inner)
         self.norm_q, self.norm_k = RMSNorm(head_dim, eps), RMSNorm(head_dim, eps)
         self.norm_added_q, self.norm_added_k = RMSNorm(head_dim, eps), RMSNorm(head_dim, eps)
-        self.to_out = nn.ModuleList([nn.Linear(inner, dim), nn.Identity()])  # index 1: the checkpoint's dropout slot
-        self.to_add_out = nn.Linear(inner, dim)
+        self.to_out = nn.ModuleList([Linear(inner, dim), nn.Identity()])  # index 1: the checkpoint's dropout slot
+        self.to_add_out = Linear(inner, dim)
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (self.heads, self.head_dim))  # [B, S, D] -> [B, S, H, Dh]

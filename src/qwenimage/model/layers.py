@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qwenimage.model.linear import Linear, linear
+
 TIMESTEP_CHANNELS = 256
 TIMESTEP_SCALE = 1000.0  # the only place where t in [0, 1] becomes the x1000 "timestep" of the checkpoint
 MAX_PERIOD = 10_000.0
@@ -28,8 +30,8 @@ def sinusoidal_embedding(t: torch.Tensor, channels: int = TIMESTEP_CHANNELS) -> 
 class TimestepMLP(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
-        self.linear_1 = nn.Linear(TIMESTEP_CHANNELS, dim)
-        self.linear_2 = nn.Linear(dim, dim)
+        self.linear_1 = Linear(TIMESTEP_CHANNELS, dim)
+        self.linear_2 = Linear(dim, dim)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear_2(F.silu(self.linear_1(features)))
@@ -91,9 +93,11 @@ def split_modulation(params: torch.Tensor) -> tuple[Modulation, Modulation]:
 class GELUProjection(nn.Module):
     def __init__(self, dim_in: int, dim_out: int):
         super().__init__()
-        self.proj = nn.Linear(dim_in, dim_out)
+        self.proj = Linear(dim_in, dim_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if type(self.proj) is Linear:  # not wrapped by an adapter: the activation can fuse into the GEMM
+            return linear(x, self.proj.weight, self.proj.bias, gelu_tanh=True)
         return F.gelu(self.proj(x), approximate="tanh")
 
 
@@ -102,7 +106,7 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, mult: int = 4):
         super().__init__()
-        self.net = nn.Sequential(GELUProjection(dim, dim * mult), nn.Identity(), nn.Linear(dim * mult, dim))
+        self.net = nn.Sequential(GELUProjection(dim, dim * mult), nn.Identity(), Linear(dim * mult, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -113,7 +117,7 @@ class OutputNorm(nn.Module):
 
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
-        self.linear = nn.Linear(dim, 2 * dim)
+        self.linear = Linear(dim, 2 * dim)
         self.norm = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from torch import nn
 from qwenimage.model.attention import JointAttention, build_key_mask
 from qwenimage.model.config import MMDiTConfig
 from qwenimage.model.layers import FeedForward, Modulation, OutputNorm, RMSNorm, TimestepEmbedding, split_modulation
+from qwenimage.model.linear import Linear
 from qwenimage.model.rope import MSRoPE, Rotation, SampleShapes, image_token_count
 from qwenimage.weights.pretrained import PretrainedModel
 
@@ -40,11 +41,11 @@ class MMDiTBlock(nn.Module):
 
     def __init__(self, dim: int, heads: int, head_dim: int, eps: float = 1e-6):
         super().__init__()
-        self.img_mod = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        self.img_mod = nn.Sequential(nn.SiLU(), Linear(dim, 6 * dim))
         self.img_norm1 = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
         self.img_norm2 = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
         self.img_mlp = FeedForward(dim)
-        self.txt_mod = nn.Sequential(nn.SiLU(), nn.Linear(dim, 6 * dim))
+        self.txt_mod = nn.Sequential(nn.SiLU(), Linear(dim, 6 * dim))
         self.txt_norm1 = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
         self.txt_norm2 = nn.LayerNorm(dim, eps=eps, elementwise_affine=False)
         self.txt_mlp = FeedForward(dim)
@@ -80,14 +81,14 @@ class QwenImageMMDiT(PretrainedModel):
         super().__init__()
         self.config = config
         dim = config.inner_dim
-        self.img_in = nn.Linear(config.in_channels, dim)
+        self.img_in = Linear(config.in_channels, dim)
         self.txt_norm = RMSNorm(config.joint_attention_dim, eps=1e-6)
-        self.txt_in = nn.Linear(config.joint_attention_dim, dim)
+        self.txt_in = Linear(config.joint_attention_dim, dim)
         self.time_text_embed = TimestepEmbedding(dim, config.use_additional_t_cond)
         self.transformer_blocks = nn.ModuleList(
             MMDiTBlock(dim, config.num_attention_heads, config.attention_head_dim) for _ in range(config.num_layers))
         self.norm_out = OutputNorm(dim)
-        self.proj_out = nn.Linear(dim, config.output_channels)
+        self.proj_out = Linear(dim, config.output_channels)
         self.rope = MSRoPE(config.axes_dims_rope, layered=config.use_layer3d_rope)
         self.activation_checkpointing = False
         self.initialize_weights()
@@ -161,7 +162,8 @@ class QwenImageMMDiT(PretrainedModel):
         return ctx
 
 
-def normalize_img_shapes(img_shapes: list[SampleShapes] | SampleShapes, batch: int, image_len: int) -> list[SampleShapes]:
+def normalize_img_shapes(img_shapes: list[SampleShapes] | SampleShapes, batch: int,
+                         image_len: int) -> list[SampleShapes]:
     """Per-sample lists of (F, h, w) token shapes, checked against the S_img tokens of the batch.
 
     As in diffusers, a flat list of (F, h, w) gives one image per sample, and a list of lists gives each

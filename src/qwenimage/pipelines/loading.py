@@ -21,7 +21,8 @@ SETTINGS_NAME = "qwenimage.json"  # optional: settings of models trained with qw
 
 
 def load_pipeline(folder: str | Path, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
-                  offload: bool = False, vae_tiling: bool = False, cfg_batching: bool = True) -> QwenImagePipeline:
+                  offload: bool = False, vae_tiling: bool = False,
+                  cfg_batching: bool | None = None) -> QwenImagePipeline:
     from qwenimage.text import ConditionEncoder
 
     folder = Path(folder)

@@ -26,7 +26,7 @@ from qwenimage.pipelines.request import GenerationRequest
 from qwenimage.pipelines.sizes import SizeLimits
 from qwenimage.pipelines.tasks import Prepared, prepare
 from qwenimage.sampling.conditioning import TextConditioning, TokenLayout, stack_text
-from qwenimage.sampling.guidance import Guidance, guided_velocity
+from qwenimage.sampling.guidance import Guidance, batch_cfg_by_default, guided_velocity
 from qwenimage.sampling.packing import pack_latents, unpack_latents
 from qwenimage.sampling.sampler import InpaintBlend, sample, start_index
 from qwenimage.sampling.schedule import ScheduleConfig, noise_to, sigmas_for
@@ -48,13 +48,13 @@ class GenerationResult:
 class QwenImagePipeline:
     def __init__(self, transformer, vae, encoder, schedule: ScheduleConfig = ScheduleConfig(), *,
                  device: str | torch.device = "cpu", size_limits: SizeLimits = SizeLimits(),
-                 edit_style: str | None = "edit_plus", cfg_batching: bool = True, offload: bool = False):
+                 edit_style: str | None = "edit_plus", cfg_batching: bool | None = None, offload: bool = False):
         self.transformer, self.vae, self.encoder = transformer, vae, encoder
         self.schedule = schedule
         self.device = torch.device(device)
         self.size_limits = size_limits
         self.edit_style = edit_style
-        self.cfg_batching = cfg_batching
+        self.cfg_batching = cfg_batching  # None: batch_cfg_by_default decides per group
         self.offload = Offloader(self.device, enabled=offload)
 
     # ---- properties derived from the components -------------------------------------------------
@@ -174,20 +174,24 @@ class QwenImagePipeline:
             if any(p.mask is not None for p in group):
                 mask = torch.stack([pad(p.mask if p.mask is not None else torch.ones_like(p.noise)) for p in group])
                 hook = InpaintBlend(known, noise, mask, sigmas)
-        velocity = guided_velocity(self.transformer, layout, stack_text([p.text for p in group]),
-                                   self._guidance(group))
+        text = stack_text([p.text for p in group])
+        tokens_per_sample = layout.image_len() + text.embeds.shape[1]
+        velocity = guided_velocity(self.transformer, layout, text, self._guidance(group, tokens_per_sample))
         callback = (lambda i, n, _x: progress(i + 1, n)) if progress else None
         with self.offload.on_device(self.transformer):
             x = sample(velocity, x, sigmas, start=start, hook=hook, callback=callback)
         return [unpack_latents(x[b:b + 1, : p.grid[0] * p.grid[1]], 2 * p.grid[0], 2 * p.grid[1])[0]
                 for b, p in enumerate(group)]
 
-    def _guidance(self, group: list[Prepared]) -> Guidance:
+    def _guidance(self, group: list[Prepared], tokens_per_sample: int) -> Guidance:
         scales = torch.tensor([p.request.true_cfg_scale if p.negative is not None else 1.0 for p in group])
         if all(p.negative is None for p in group):
             return Guidance(scales)
         negatives = stack_text([p.negative if p.negative is not None else p.text for p in group])
-        return Guidance(scales, negatives, batched=self.cfg_batching)
+        batched = self.cfg_batching
+        if batched is None:
+            batched = batch_cfg_by_default(self.device, tokens_per_sample)
+        return Guidance(scales, negatives, batched=batched)
 
     def decode(self, latents: torch.Tensor) -> Image.Image:
         """Normalised latents [C, h, w] -> RGB image."""

@@ -71,6 +71,11 @@ class TokenLayout:
         return TokenLayout([self.target_grids[r] for r in rows], [self.reference_grids[r] for r in rows],
                            [self.reference_tokens[r] for r in rows])
 
+    def image_len(self) -> int:
+        """S_img: the longest sample's target + condition tokens (the joint sequence length before text)."""
+        return max(h * w + sum(rh * rw for rh, rw in refs) for (h, w), refs in zip(self.target_grids,
+                                                                                 self.reference_grids))
+
     def uniform(self) -> bool:
         return len(set(self.target_grids)) == 1 and len({tuple(g) for g in self.reference_grids}) == 1
 

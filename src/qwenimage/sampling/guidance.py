@@ -17,6 +17,19 @@ from qwenimage.sampling.conditioning import TextConditioning, TokenLayout, stack
 # (x [B, S_tgt, C], sigma [B]) -> velocity [B, S_tgt, C]
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
+# On CPU the forward is compute-bound: batching the two passes only saves per-op overhead, and past about
+# this many joint (image + text) tokens per sample one forward of 2x the rows is slower than two forwards
+# (measured on 2 cores with benchmarks/bench_cfg.py: 1.36x at 64+32 tokens, 1.11x at 256+64,
+# 0.93x at 576+64, 0.89x at 1024+128).
+CPU_BATCHED_CFG_MAX_TOKENS = 512
+
+
+def batch_cfg_by_default(device: torch.device, tokens_per_sample: int) -> bool:
+    """The automatic choice between one batched forward and two sequential ones for true CFG."""
+    if device.type != "cpu":
+        return True  # accelerators: one launch sequence for both passes
+    return tokens_per_sample <= CPU_BATCHED_CFG_MAX_TOKENS
+
 
 def renormalized_cfg(cond: torch.Tensor, uncond: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """cond, uncond [B, S, C], scale [B] -> guided prediction [B, S, C] with each token's norm kept."""

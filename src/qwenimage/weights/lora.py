@@ -319,7 +319,7 @@ def unfuse_lora(model: nn.Module) -> None:
 
 
 def unload_lora(model: nn.Module, adapter_name: str | None = None) -> None:
-    """Remove one adapter (or all of them) and put the plain nn.Linear layers back.
+    """Remove one adapter (or all of them) and put the base linear layers back.
 
     Unfuses first. Base weights that were never fused (or fused with keep_base=True) come back exactly.
     """

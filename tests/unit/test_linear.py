@@ -1,0 +1,95 @@
+"""The model's Linear: nn.Linear's parameters and gradients, with a oneDNN path for CPU inference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qwenimage.model import QwenImageMMDiT, mmdit_preset
+from qwenimage.model import linear as linear_module
+from qwenimage.model.linear import Linear, linear, set_onednn_linear
+
+ONEDNN = linear_module._onednn_available()
+
+
+@pytest.fixture
+def layer():
+    torch.manual_seed(0)
+    return Linear(96, 160)
+
+
+def test_is_an_nn_linear_with_the_same_keys(layer):
+    assert isinstance(layer, nn.Linear)
+    assert set(layer.state_dict()) == {"weight", "bias"}
+
+
+@pytest.mark.parametrize("shape", [(7, 96), (2, 33, 96)])
+def test_inference_matches_f_linear(layer, shape):
+    x = torch.randn(shape)
+    with torch.inference_mode():
+        out = layer(x)
+        torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+        fused = linear(x, layer.weight, layer.bias, gelu_tanh=True)
+        torch.testing.assert_close(fused, F.gelu(F.linear(x, layer.weight, layer.bias), approximate="tanh"),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_strided_input_matches(layer):
+    x = torch.randn(2, 50, 96)[:, 10:]  # a sequence slice of a batch: not contiguous
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+
+
+def test_gradients_equal_nn_linear(layer):
+    reference = nn.Linear(96, 160)
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(5, 96, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    layer(x).square().sum().backward()
+    reference(x_ref).square().sum().backward()
+    assert torch.equal(x.grad, x_ref.grad)
+    assert torch.equal(layer.weight.grad, reference.weight.grad)
+    assert torch.equal(layer.bias.grad, reference.bias.grad)
+
+
+def test_path_choice(layer):
+    x = torch.randn(4, 96)
+    with torch.inference_mode():
+        assert linear_module._onednn_applies(x, layer.weight, layer.bias) == ONEDNN
+        assert not linear_module._onednn_applies(x.double(), layer.weight.double(), None)
+        assert not linear_module._onednn_applies(x.bfloat16(), layer.weight.bfloat16(), None)
+    assert not linear_module._onednn_applies(x, layer.weight, layer.bias)  # weights want gradients
+
+
+def test_switch_off_gives_f_linear_exactly(layer):
+    x = torch.randn(3, 11, 96)
+    previous = set_onednn_linear(False)
+    try:
+        with torch.inference_mode():
+            assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+    finally:
+        set_onednn_linear(previous)
+    assert linear_module._use_onednn == previous
+
+
+@pytest.mark.skipif(not ONEDNN, reason="this PyTorch build has no oneDNN linear")
+def test_transformer_forward_same_either_way():
+    torch.manual_seed(0)
+    model = QwenImageMMDiT(mmdit_preset("tiny")).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    config = model.config
+    x, text = torch.randn(2, 16, config.in_channels), torch.randn(2, 5, config.joint_attention_dim)
+    t = torch.tensor([0.3, 0.8])
+    with torch.inference_mode():
+        fast = model(x, text, t, [(1, 4, 4)])
+        previous = set_onednn_linear(False)
+        try:
+            plain = model(x, text, t, [(1, 4, 4)])
+        finally:
+            set_onednn_linear(previous)
+    assert fast.abs().max() > 0.1  # the perturbed model does something
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
