@@ -6,6 +6,8 @@ import argparse
 import statistics
 import time
 
+import torch
+
 from qwenimage.model import MMDiTConfig
 
 
@@ -24,12 +26,19 @@ def medium_config(args: argparse.Namespace, text_dim: int = 512) -> MMDiTConfig:
                        joint_attention_dim=text_dim, axes_dims_rope=(args.head_dim - 2 * spatial, spatial, spatial))
 
 
-def median_time(fn, repeats: int) -> float:
-    """Median wall time of `fn` over `repeats` runs after one warm-up run."""
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_time(fn, repeats: int, device: torch.device = torch.device("cpu")) -> float:
+    """Median wall time of `fn` over `repeats` runs after one warm-up run (waiting for the GPU if any)."""
     fn()
+    synchronize(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)

@@ -42,16 +42,31 @@ def test_strided_input_matches(layer):
         torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
 
 
-def test_gradients_equal_nn_linear(layer):
+@pytest.mark.parametrize("gelu_tanh", [False, True])
+def test_gradients_equal_nn_linear(layer, gelu_tanh):
     reference = nn.Linear(96, 160)
     reference.load_state_dict(layer.state_dict())
-    x = torch.randn(5, 96, requires_grad=True)
+    x = torch.randn(3, 5, 96, requires_grad=True)
     x_ref = x.detach().clone().requires_grad_(True)
-    layer(x).square().sum().backward()
-    reference(x_ref).square().sum().backward()
-    assert torch.equal(x.grad, x_ref.grad)
-    assert torch.equal(layer.weight.grad, reference.weight.grad)
-    assert torch.equal(layer.bias.grad, reference.bias.grad)
+    linear(x, layer.weight, layer.bias, gelu_tanh=gelu_tanh).square().sum().backward()
+    out_ref = reference(x_ref)
+    (F.gelu(out_ref, approximate="tanh") if gelu_tanh else out_ref).square().sum().backward()
+    for ours, theirs in ((x.grad, x_ref.grad), (layer.weight.grad, reference.weight.grad),
+                         (layer.bias.grad, reference.bias.grad)):
+        assert ours.abs().max() > 0
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-4)
+
+
+def test_double_backward_equals_nn_linear(layer):
+    x = torch.randn(4, 96, requires_grad=True)
+    (grad_x,) = torch.autograd.grad(layer(x).square().sum(), x, create_graph=True)
+    (grad_w,) = torch.autograd.grad(grad_x.square().sum(), layer.weight)
+    x_ref = x.detach().clone().requires_grad_(True)
+    weight = layer.weight.detach().clone().requires_grad_(True)
+    (grad_x_ref,) = torch.autograd.grad(F.linear(x_ref, weight, layer.bias).square().sum(), x_ref,
+                                        create_graph=True)
+    (grad_w_ref,) = torch.autograd.grad(grad_x_ref.square().sum(), weight)
+    torch.testing.assert_close(grad_w, grad_w_ref, rtol=1e-4, atol=1e-3)
 
 
 def test_path_choice(layer):
@@ -60,7 +75,10 @@ def test_path_choice(layer):
         assert linear_module._onednn_applies(x, layer.weight, layer.bias) == ONEDNN
         assert not linear_module._onednn_applies(x.double(), layer.weight.double(), None)
         assert not linear_module._onednn_applies(x.bfloat16(), layer.weight.bfloat16(), None)
-    assert not linear_module._onednn_applies(x, layer.weight, layer.bias)  # weights want gradients
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not linear_module._onednn_applies(x, layer.weight, layer.bias)
+            assert layer(x).dtype == torch.bfloat16
+    assert linear_module._onednn_applies(x, layer.weight, layer.bias) == ONEDNN  # training too
 
 
 def test_switch_off_gives_f_linear_exactly(layer):

@@ -3,11 +3,12 @@
 On x86 CPUs PyTorch runs fp32 `F.linear` through MKL, which on some CPUs (AMD Zen among them) takes a
 path that reaches about half the machine's peak. oneDNN, which PyTorch also ships (it is what its CPU
 compiler backend emits for linears), runs the same fp32 GEMM with the CPU's widest vector units: about 2x
-faster for the MMDiT's shapes (`benchmarks/bench_mmdit.py`). It is used only where it is exact in the usual
-fp32 sense (a different summation order, ~1e-6 relative) and safe:
+faster for the MMDiT's shapes (`benchmarks/bench_mmdit.py`), for training too: oneDNN's linear has no
+backward of its own, so `OneDNNLinear` writes the two backward GEMMs as oneDNN linears as well. It is used
+only where it is exact in the usual fp32 sense (another summation order, ~1e-6 relative) and safe:
 
 - the input is a plain fp32 CPU tensor and the weight a plain (not sharded, not quantised) fp32 tensor;
-- no gradient is wanted (oneDNN's linear has no backward): training keeps `F.linear`.
+- CPU autocast is off (under autocast `F.linear` runs in the autocast dtype, as the caller asked).
 
 Everything else, and every machine whose PyTorch lacks oneDNN, goes through `F.linear`. Set the environment
 variable QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`) to always use `F.linear`.
@@ -43,22 +44,52 @@ def set_onednn_linear(enabled: bool) -> bool:
 def _onednn_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
     if not _use_onednn or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
         return False
+    if torch.is_autocast_enabled("cpu"):
+        return False
     if type(x) not in _PLAIN or type(weight) not in _PLAIN or (bias is not None and type(bias) not in _PLAIN):
         return False
-    if bias is not None and bias.dtype != torch.float32:
-        return False
-    wants_grad = x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
-    return not (wants_grad and torch.is_grad_enabled())
+    return bias is None or bias.dtype == torch.float32
+
+
+def _wants_grad(*tensors: torch.Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+class OneDNNLinear(torch.autograd.Function):
+    """y = x W^T + b on oneDNN, with the backward GEMMs on oneDNN too: dx = dy W, dW = dy^T x, db = sum dy."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")  # [..., out]
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        flat_grad = grad.reshape(-1, grad.shape[-1])  # [M, out]
+        grad_x = grad_weight = grad_bias = None
+        # `linear` again, so that a double backward (create_graph=True) stays differentiable
+        if ctx.needs_input_grad[0]:
+            grad_x = linear(grad, weight.t())  # [..., out] @ [out, in] -> [..., in]
+        if ctx.needs_input_grad[1]:
+            grad_weight = linear(flat_grad.t(), x.reshape(-1, x.shape[-1]).t())  # [out, M] @ [M, in]
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = flat_grad.sum(0)
+        return grad_x, grad_weight, grad_bias
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            gelu_tanh: bool = False) -> torch.Tensor:
     """x [..., in] -> [..., out] = x @ weight.T + bias, optionally followed by tanh-approximated GELU."""
-    if _onednn_applies(x, weight, bias):
-        if gelu_tanh:
-            return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh")
+    if not _onednn_applies(x, weight, bias):
+        out = F.linear(x, weight, bias)
+    elif _wants_grad(x, weight, bias):
+        out = OneDNNLinear.apply(x, weight, bias)
+    elif gelu_tanh:
+        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "gelu", [], "tanh")  # activation fused
+    else:
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
-    out = F.linear(x, weight, bias)
     return F.gelu(out, approximate="tanh") if gelu_tanh else out
 
 
