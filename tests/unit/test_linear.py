@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -111,3 +115,10 @@ def test_transformer_forward_same_either_way():
             set_onednn_linear(previous)
     assert fast.abs().max() > 0.1  # the perturbed model does something
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+
+
+def test_environment_variable_turns_it_off():
+    code = "from qwenimage.model import linear; print(linear._use_onednn)"
+    env = {**os.environ, "QWENIMAGE_ONEDNN_LINEAR": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

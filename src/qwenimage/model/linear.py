@@ -1,4 +1,4 @@
-"""The model's linear layer: nn.Linear's parameters and checkpoint keys, with a faster CPU inference path.
+"""The model's linear layer: nn.Linear's parameters and checkpoint keys, with a faster CPU path.
 
 On x86 CPUs PyTorch runs fp32 `F.linear` through MKL, which on some CPUs (AMD Zen among them) takes a
 path that reaches about half the machine's peak. oneDNN, which PyTorch also ships (it is what its CPU
@@ -10,13 +10,14 @@ only where it is exact in the usual fp32 sense (another summation order, ~1e-6 r
 - the input is a plain fp32 CPU tensor and the weight a plain (not sharded, not quantised) fp32 tensor;
 - CPU autocast is off (under autocast `F.linear` runs in the autocast dtype, as the caller asked).
 
-Everything else, and every machine whose PyTorch lacks oneDNN, goes through `F.linear`. Set the environment
+Everything else, and every non-x86 machine or PyTorch build without oneDNN, goes through `F.linear`. Set the environment
 variable QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`) to always use `F.linear`.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 import torch.nn.functional as F
@@ -26,8 +27,11 @@ _PLAIN = (torch.Tensor, nn.Parameter)
 
 
 def _onednn_available() -> bool:
-    return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-            and os.environ.get("QWENIMAGE_ONEDNN_LINEAR", "1") != "0")
+    """x86 builds of PyTorch with oneDNN (elsewhere oneDNN's CPU backends differ, and it is not measured)."""
+    if os.environ.get("QWENIMAGE_ONEDNN_LINEAR", "1") == "0":
+        return False
+    return (platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
 
 
 _use_onednn = _onednn_available()
