@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -29,6 +30,22 @@ def test_generate_writes_pngs_of_the_requested_sizes_with_parameters(tiny_pipeli
     assert params["prompt"] == "a sign that says OPEN" and params["seed"] == 3 and params["steps"] == 2
     with Image.open(paths[1]) as img:
         assert json.loads(img.text["parameters"])["seed"] == 4
+
+
+def test_cfg_batching_modes_give_the_same_image(tiny_pipeline_dir, tmp_path, capsys):
+    pixels = {}
+    for mode in ("on", "off", "auto"):
+        code, out, _ = run(capsys, "generate", "--model", str(tiny_pipeline_dir), "--prompt", "a red door",
+                           "--negative-prompt", "blurry", "--width", "32", "--height", "32", "--steps", "2",
+                           "--seed", "5", "--cfg-batching", mode, "--out", str(tmp_path / mode))
+        assert code == 0
+        with Image.open(out.split()[0]) as img:
+            pixels[mode] = np.asarray(img.convert("RGB"), dtype=np.int16)
+    assert np.abs(pixels["on"] - pixels["off"]).max() <= 1  # fp32 reassociation may flip a rounding
+    assert np.array_equal(pixels["auto"], pixels["on"])  # 32x32 on CPU is short: auto batches
+    with pytest.raises(SystemExit) as exit_info:
+        run(capsys, "generate", "--model", str(tiny_pipeline_dir), "--prompt", "x", "--cfg-batching", "sometimes")
+    assert exit_info.value.code == 2 and "'sometimes'" in capsys.readouterr().err
 
 
 def test_edit_img2img_and_inpaint(tiny_pipeline_dir, tmp_path, capsys):
