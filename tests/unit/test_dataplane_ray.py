@@ -78,8 +78,15 @@ def test_a_producer_that_cannot_restart_leaves_its_work_to_the_others(local_ray,
     ray.kill(feed.pool.actors[1], no_restart=True)
     seen += take_epoch(feed, schedule, 1, PER_EPOCH - 1)
     assert ids(seen) == sorted(f"cards/{i:02d}" for i in range(RECORDS))
-    deadline = time.time() + 30  # Ray confirms the death asynchronously (the probe of the failed producer)
-    while feed.pool.stats()["producers_alive"] != 1 and time.time() < deadline:
-        time.sleep(0.1)
-    assert feed.pool.stats()["producers_alive"] == 1
+    assert alive_after_polling(feed.pool, 1) == 1
+    ray.kill(feed.pool.actors[0], no_restart=True)  # between jobs: only stats()'s own calls can notice this
+    assert alive_after_polling(feed.pool, 0) == 0
     feed.close()
+
+
+def alive_after_polling(pool, expected: int, seconds: float = 30.0) -> int:
+    """stats() until it reports `expected` live producers: Ray confirms deaths asynchronously."""
+    deadline = time.time() + seconds
+    while pool.stats()["producers_alive"] != expected and time.time() < deadline:
+        time.sleep(0.1)
+    return pool.stats()["producers_alive"]

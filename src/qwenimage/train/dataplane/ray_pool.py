@@ -73,6 +73,7 @@ class RayPool:
                                                   num_cpus=options.cpus, num_gpus=options.gpus)
         self.actors = [actor.remote(spec, f"producer-{i}") for i in range(producers)]
         self.probes: dict[int, Any] = {}  # failed actor -> its pending pid() call, answered once it is back
+        self.health: dict[int, Any] = {}  # actor -> pid() call of an earlier stats(), to notice deaths between jobs
         self.dead: set[int] = set()
         self.turn = 0
         self.resubmitted = self.recovered = 0
@@ -107,6 +108,7 @@ class RayPool:
         pass  # dropping the refs is enough: the results are never read and Ray frees them
 
     def stats(self) -> dict[str, float]:
+        self._check_health()
         self._check_probes(block=False)  # count producers whose death has been confirmed since the last pick
         return {"producer_recoveries": self.recovered, "producer_resubmits": self.resubmitted,
                 "producers_alive": self.size - len(self.dead)}
@@ -144,6 +146,24 @@ class RayPool:
                 raise RuntimeError(f"all {self.size} producers died and none can be restarted "
                                    f"(data.max_restarts={self.options.max_restarts})") from self.last_error
             self._check_probes(block=True)
+
+    def _check_health(self) -> None:
+        """Non-blocking liveness check: an actor that died with no job in flight is only noticed by a call.
+        Each stats() reads the answers to the previous one's pid() calls (a failed one starts a probe, which
+        tells a restart from a death) and sends new calls."""
+        from ray.exceptions import RayActorError
+
+        for index, ref in list(self.health.items()):
+            if not self.ray.wait([ref], timeout=0)[0]:
+                continue
+            del self.health[index]
+            try:
+                self.ray.get(ref)
+            except RayActorError:
+                self._probe(index)
+        for index in range(self.size):
+            if index not in self.health and index not in self.probes and index not in self.dead:
+                self.health[index] = self.actors[index].pid.remote()
 
     def _check_probes(self, block: bool) -> None:
         from ray.exceptions import RayActorError
