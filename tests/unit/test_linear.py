@@ -13,7 +13,7 @@ from torch import nn
 
 from qwenimage.model import QwenImageMMDiT, mmdit_preset
 from qwenimage.model import linear as linear_module
-from qwenimage.model.linear import Linear, linear, set_onednn_linear
+from qwenimage.model.linear import Linear, linear, row_bucket, set_onednn_linear
 
 ONEDNN = linear_module._onednn_available()
 
@@ -122,3 +122,23 @@ def test_environment_variable_turns_it_off():
     env = {**os.environ, "QWENIMAGE_ONEDNN_LINEAR": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_row_buckets_bound_the_gemm_shapes():
+    buckets = [row_bucket(rows) for rows in range(1, 4097)]
+    assert all(rows <= b <= rows * 1.032 for rows, b in zip(range(1, 4097), buckets))
+    assert buckets == sorted(buckets) and row_bucket(63) == 63 and row_bucket(1152) == 1152
+    assert len(set(row_bucket(rows) for rows in range(1024, 2048))) <= 33  # per octave, not one per length
+
+
+@pytest.mark.parametrize("rows", [37, 1000, 1153])
+def test_padded_rows_change_nothing(layer, rows):
+    x = torch.randn(rows, 96, requires_grad=True)
+    out = linear(x, layer.weight, layer.bias)
+    assert out.shape == (rows, 160)
+    torch.testing.assert_close(out, F.linear(x, layer.weight, layer.bias), rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(out)
+    ours = torch.autograd.grad(out, (x, layer.weight), grad)
+    theirs = torch.autograd.grad(F.linear(x, layer.weight, layer.bias), (x, layer.weight), grad)
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)
