@@ -17,10 +17,10 @@ from qwenimage.sampling.conditioning import TextConditioning, TokenLayout, stack
 # (x [B, S_tgt, C], sigma [B]) -> velocity [B, S_tgt, C]
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-# On CPU the forward is compute-bound: batching the two passes only saves per-op overhead, and past about
-# this many joint (image + text) tokens per sample one forward of 2x the rows is slower than two forwards
-# (measured on 2 cores with benchmarks/bench_cfg.py: 1.36x at 64+32 tokens, 1.11x at 256+64,
-# 0.93x at 576+64, 0.89x at 1024+128).
+# On CPU the forward is compute-bound: batching the two passes only saves per-op overhead. Measured on 2 cores
+# (benchmarks/bench_cfg.py, 4 blocks 8x64): 1.33x at 64 + 32 tokens, 1.07-1.11x at 256 + 64, and past about
+# 512 joint (image + text) tokens per sample no gain either way (0.92-1.07x at 576 + 64, 0.89-1.03x at
+# 1024 + 128), where two sequential passes need half the activation memory.
 CPU_BATCHED_CFG_MAX_TOKENS = 512
 
 
