@@ -175,22 +175,22 @@ class QwenImagePipeline:
                 mask = torch.stack([pad(p.mask if p.mask is not None else torch.ones_like(p.noise)) for p in group])
                 hook = InpaintBlend(known, noise, mask, sigmas)
         text = stack_text([p.text for p in group])
-        tokens_per_sample = layout.image_len() + text.embeds.shape[1]
-        velocity = guided_velocity(self.transformer, layout, text, self._guidance(group, tokens_per_sample))
+        velocity = guided_velocity(self.transformer, layout, text, self._guidance(group, layout, text))
         callback = (lambda i, n, _x: progress(i + 1, n)) if progress else None
         with self.offload.on_device(self.transformer):
             x = sample(velocity, x, sigmas, start=start, hook=hook, callback=callback)
         return [unpack_latents(x[b:b + 1, : p.grid[0] * p.grid[1]], 2 * p.grid[0], 2 * p.grid[1])[0]
                 for b, p in enumerate(group)]
 
-    def _guidance(self, group: list[Prepared], tokens_per_sample: int) -> Guidance:
+    def _guidance(self, group: list[Prepared], layout: TokenLayout, text: TextConditioning) -> Guidance:
         scales = torch.tensor([p.request.true_cfg_scale if p.negative is not None else 1.0 for p in group])
         if all(p.negative is None for p in group):
             return Guidance(scales)
         negatives = stack_text([p.negative if p.negative is not None else p.text for p in group])
         batched = self.cfg_batching
         if batched is None:
-            batched = batch_cfg_by_default(self.device, tokens_per_sample)
+            text_len = max(text.embeds.shape[1], negatives.embeds.shape[1])
+            batched = batch_cfg_by_default(self.device, layout.image_len() + text_len)
         return Guidance(scales, negatives, batched=batched)
 
     def decode(self, latents: torch.Tensor) -> Image.Image:
