@@ -51,6 +51,21 @@ def test_progress_callback_counts_steps(pipe):
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
 
 
+def test_previews_give_each_request_its_denoised_latents(pipe):
+    requests = [GenerationRequest("a", width=32, height=32, num_steps=3, seed=0),
+                GenerationRequest("b", width=48, height=32, num_steps=3, seed=1)]
+    previews = {}
+    results = pipe.generate(requests, preview=lambda index, step, steps, z: previews.setdefault(index, []).append(
+        (step, steps, z)))
+    for index, result in enumerate(results):
+        assert [(step, steps) for step, steps, _ in previews[index]] == [(1, 3), (2, 3), (3, 3)]
+        assert all(z.shape == result.latents.shape for _, _, z in previews[index])
+        # the last step goes to sigma 0, where the denoised estimate is the result itself
+        torch.testing.assert_close(previews[index][-1][2], result.latents, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(previews[index][0][2], result.latents, atol=1e-3)
+    assert pipe.decode(previews[1][0][2]).size == (48, 32)
+
+
 def test_sequential_cfg_equals_batched_cfg(tiny_pipeline_dir, pipe):
     sequential = load_pipeline(tiny_pipeline_dir, dtype=torch.float32, cfg_batching=False)
     r = dict(prompt="a boat", negative_prompt="ugly", width=32, height=48, num_steps=2, seed=5)

@@ -23,10 +23,16 @@ def test_renormalized_cfg_keeps_the_conditional_norm_per_token():
 def test_sampler_reaches_x0_for_an_exact_velocity():
     x0, noise = torch.randn(2, 6, 4), torch.randn(2, 6, 4)
     sigmas = torch.stack([sigmas_for(5, 256), sigmas_for(5, 4096)])
-    calls = []
-    out = sample(lambda x, s: noise - x0, noise, sigmas, callback=lambda i, n, x: calls.append((i, n)))
+    calls, estimates = [], []
+
+    def callback(i, n, x, denoised):
+        calls.append((i, n))
+        estimates.append(denoised)
+
+    out = sample(lambda x, s: noise - x0, noise, sigmas, callback=callback)
     assert torch.allclose(out, x0, atol=1e-5)
     assert calls == [(i, 5) for i in range(5)]
+    assert all(torch.allclose(e, x0, atol=1e-5) for e in estimates)  # an exact velocity points at x0 at every step
     start = start_index(5, 0.6)
     assert start == 2
     mid = sample(lambda x, s: noise - x0, noise_to(x0, noise, sigmas[:, start, None, None]), sigmas, start=start)

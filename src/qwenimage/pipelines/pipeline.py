@@ -34,7 +34,9 @@ from qwenimage.sampling.schedule import ScheduleConfig, noise_to, sigmas_for
 log = logging.getLogger(__name__)
 
 # (request index in the call, step, steps) -> None
-ProgressFn = Callable[[int, int], None]
+ProgressFn = Callable[[int, int], None]  # (steps done, steps)
+# (request index, steps done, steps, denoised estimate [C, h, w] as normalised latents; `decode` makes it an image)
+PreviewFn = Callable[[int, int, int, torch.Tensor], None]
 
 
 @dataclass
@@ -139,8 +141,8 @@ class QwenImagePipeline:
         return next(self.vae.parameters()).dtype
 
     # ---- generation -----------------------------------------------------------------------------
-    def generate(self, requests: GenerationRequest | list[GenerationRequest],
-                 progress: ProgressFn | None = None) -> list[GenerationResult]:
+    def generate(self, requests: GenerationRequest | list[GenerationRequest], progress: ProgressFn | None = None,
+                 preview: PreviewFn | None = None) -> list[GenerationResult]:
         requests = [requests] if isinstance(requests, GenerationRequest) else list(requests)
         for r in requests:
             r.task  # validates the combination of inputs early  # noqa: B018
@@ -150,7 +152,7 @@ class QwenImagePipeline:
             key = lambda i: (requests[i].num_steps, self._start(requests[i]))  # noqa: E731
             for _, group in itertools.groupby(sorted(range(len(requests)), key=key), key=key):
                 group = list(group)
-                latents = self._sample_group([prepared[i] for i in group], progress)
+                latents = self._sample_group([prepared[i] for i in group], group, progress, preview)
                 for i, z in zip(group, latents):
                     results[i] = GenerationResult(self.decode(z), z, requests[i], requests[i].seed)
         return results
@@ -158,7 +160,8 @@ class QwenImagePipeline:
     def _start(self, request: GenerationRequest) -> int:
         return start_index(request.num_steps, request.start_strength())
 
-    def _sample_group(self, group: list[Prepared], progress: ProgressFn | None) -> list[torch.Tensor]:
+    def _sample_group(self, group: list[Prepared], indices: list[int], progress: ProgressFn | None,
+                      preview: PreviewFn | None) -> list[torch.Tensor]:
         request = group[0].request
         steps, start = request.num_steps, self._start(request)
         target_len = max(p.grid[0] * p.grid[1] for p in group)
@@ -176,11 +179,20 @@ class QwenImagePipeline:
                 hook = InpaintBlend(known, noise, mask, sigmas)
         text = stack_text([p.text for p in group])
         velocity = guided_velocity(self.transformer, layout, text, self._guidance(group, layout, text))
-        callback = (lambda i, n, _x: progress(i + 1, n)) if progress else None
+        def unpack(tokens: torch.Tensor) -> list[torch.Tensor]:  # [B, S_tgt, C] -> per request [C, h, w]
+            return [unpack_latents(tokens[b:b + 1, : p.grid[0] * p.grid[1]], 2 * p.grid[0], 2 * p.grid[1])[0]
+                    for b, p in enumerate(group)]
+
+        def callback(step: int, steps: int, _x: torch.Tensor, denoised: torch.Tensor) -> None:
+            if progress:
+                progress(step + 1, steps)
+            if preview:
+                for index, latents in zip(indices, unpack(denoised)):
+                    preview(index, step + 1, steps, latents)
+
         with self.offload.on_device(self.transformer):
-            x = sample(velocity, x, sigmas, start=start, hook=hook, callback=callback)
-        return [unpack_latents(x[b:b + 1, : p.grid[0] * p.grid[1]], 2 * p.grid[0], 2 * p.grid[1])[0]
-                for b, p in enumerate(group)]
+            x = sample(velocity, x, sigmas, start=start, hook=hook, callback=callback if progress or preview else None)
+        return unpack(x)
 
     def _guidance(self, group: list[Prepared], layout: TokenLayout, text: TextConditioning) -> Guidance:
         scales = torch.tensor([p.request.true_cfg_scale if p.negative is not None else 1.0 for p in group])

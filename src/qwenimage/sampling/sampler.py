@@ -17,8 +17,8 @@ from qwenimage.sampling.schedule import euler_step, noise_to
 
 # (step index, x after the step) -> x
 StepHook = Callable[[int, torch.Tensor], torch.Tensor]
-# (step index, number of steps, x after the step) -> None: progress bars, previews
-StepCallback = Callable[[int, int, torch.Tensor], None]
+# (step index, number of steps, x after the step, denoised estimate x - sigma * v) -> None: progress, previews
+StepCallback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
 
 
 def sample(velocity: VelocityFn, x: torch.Tensor, sigmas: torch.Tensor, *, start: int = 0,
@@ -33,11 +33,13 @@ def sample(velocity: VelocityFn, x: torch.Tensor, sigmas: torch.Tensor, *, start
     for i in range(start, steps):
         sigma, sigma_next = sigmas[:, i], sigmas[:, i + 1]  # [B]
         v = velocity(x, sigma)  # [B, S, C]
-        x = euler_step(x, v, sigma[:, None, None], sigma_next[:, None, None])
+        x_next = euler_step(x, v, sigma[:, None, None], sigma_next[:, None, None])
         if hook is not None:
-            x = hook(i, x)
+            x_next = hook(i, x_next)
         if callback is not None:
-            callback(i - start, steps - start, x)
+            denoised = x.float() - sigma[:, None, None] * v.float()  # the x0 this step's velocity points at
+            callback(i - start, steps - start, x_next, denoised.to(x.dtype))
+        x = x_next
     return x
 
 
