@@ -50,9 +50,9 @@ def main() -> None:
         diff = (batched(x, sigma) - sequential(x, sigma)).abs().max().item()
         t_batched = median_time(lambda: batched(x, sigma), args.repeats, device)
         t_sequential = median_time(lambda: sequential(x, sigma), args.repeats, device)
+    where = f"threads={torch.get_num_threads()}" if device.type == "cpu" else torch.cuda.get_device_name(device)
     print(f"config: {args.blocks} blocks, {args.heads} heads x {args.head_dim}, {n} image + {args.text} text tokens, "
-          f"batch {b}, {args.dtype}, device={device}"
-          + (f", threads={torch.get_num_threads()}" if device.type == "cpu" else f" ({torch.cuda.get_device_name(device)})"))
+          f"batch {b}, {args.dtype}, device={device} ({where})")
     print(f"sequential CFG: {t_sequential * 1000:8.1f} ms/step")
     print(f"batched CFG   : {t_batched * 1000:8.1f} ms/step")
     print(f"speed ratio (sequential / batched): {t_sequential / t_batched:.2f}x")

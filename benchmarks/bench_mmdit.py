@@ -46,7 +46,7 @@ def main() -> None:
     from diffusers import QwenImageTransformer2DModel
 
     from qwenimage.model import QwenImageMMDiT
-    from qwenimage.model.linear import set_onednn_linear
+    from qwenimage.model.linear import onednn_linear
 
     side = int(args.image_tokens**0.5)
     if side * side != args.image_tokens:
@@ -70,11 +70,8 @@ def main() -> None:
                              return_dict=False)[0]
         actual = ours(hidden, text, t, shapes)
         def ours_plain_linear():
-            previous = set_onednn_linear(False)
-            try:
+            with onednn_linear(False):
                 return ours(hidden, text, t, shapes)
-            finally:
-                set_onednn_linear(previous)
 
         t_ref, t_ours, t_plain = interleaved_medians([
             lambda: reference(hidden_states=hidden, encoder_hidden_states=text, timestep=t, img_shapes=shapes,

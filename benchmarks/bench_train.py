@@ -18,7 +18,7 @@ import torch
 from common import add_model_args, medium_config
 
 from qwenimage.model import QwenImageMMDiT
-from qwenimage.model.linear import set_onednn_linear
+from qwenimage.model.linear import onednn_linear
 from qwenimage.sampling.conditioning import TextConditioning, TokenLayout
 from qwenimage.train.objective import FlowBatch, flow_matching_loss
 
@@ -50,23 +50,17 @@ def main() -> None:
     tokens = args.side * args.side
     batch = FlowBatch(torch.randn(args.batch, tokens, 64), TokenLayout([(args.side, args.side)] * args.batch),
                       TextConditioning(torch.randn(args.batch, args.text, 512)))
-    results = {}
-    for label, checkpointing, onednn in (("without activation checkpointing", False, True),
-                                         ("with activation checkpointing   ", True, True),
-                                         ("without, F.linear only          ", False, False)):
+    def timed(checkpointing: bool, onednn: bool) -> float:
         model.set_activation_checkpointing(checkpointing)
-        previous = set_onednn_linear(onednn)
-        try:
-            results[label] = step_time(model, batch, args.repeats)
-        finally:
-            set_onednn_linear(previous)
+        with onednn_linear(onednn):
+            return step_time(model, batch, args.repeats)
+
+    fast, checkpointed, plain = timed(False, True), timed(True, True), timed(False, False)
     print(f"config: {args.blocks} blocks, {args.heads} heads x {args.head_dim}, batch {args.batch} x "
           f"({tokens} image + {args.text} text tokens), threads={torch.get_num_threads()}, device=cpu")
-    for label, seconds in results.items():
-        print(f"{label}: {seconds * 1000:8.1f} ms/step  {args.batch * tokens / seconds:9.0f} image tokens/s")
-    plain, fast, checkpointed = (results[k] for k in ("without, F.linear only          ",
-                                                      "without activation checkpointing",
-                                                      "with activation checkpointing   "))
+    for label, seconds in (("without activation checkpointing", fast), ("with activation checkpointing", checkpointed),
+                           ("without, F.linear only", plain)):
+        print(f"{label:32}: {seconds * 1000:8.1f} ms/step  {args.batch * tokens / seconds:9.0f} image tokens/s")
     print(f"checkpointing slowdown: {checkpointed / fast:.2f}x; oneDNN linear speed-up: {plain / fast:.2f}x")
 
 

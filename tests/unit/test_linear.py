@@ -13,7 +13,7 @@ from torch import nn
 
 from qwenimage.model import QwenImageMMDiT, mmdit_preset
 from qwenimage.model import linear as linear_module
-from qwenimage.model.linear import Linear, linear, row_bucket, set_onednn_linear
+from qwenimage.model.linear import Linear, linear, onednn_linear, row_bucket
 
 ONEDNN = linear_module._onednn_available()
 
@@ -87,12 +87,9 @@ def test_path_choice(layer):
 
 def test_switch_off_gives_f_linear_exactly(layer):
     x = torch.randn(3, 11, 96)
-    previous = set_onednn_linear(False)
-    try:
-        with torch.inference_mode():
-            assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
-    finally:
-        set_onednn_linear(previous)
+    previous = linear_module._use_onednn
+    with onednn_linear(False), torch.inference_mode():
+        assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
     assert linear_module._use_onednn == previous
 
 
@@ -108,11 +105,8 @@ def test_transformer_forward_same_either_way():
     t = torch.tensor([0.3, 0.8])
     with torch.inference_mode():
         fast = model(x, text, t, [(1, 4, 4)])
-        previous = set_onednn_linear(False)
-        try:
+        with onednn_linear(False):
             plain = model(x, text, t, [(1, 4, 4)])
-        finally:
-            set_onednn_linear(previous)
     assert fast.abs().max() > 0.1  # the perturbed model does something
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
 

@@ -11,13 +11,16 @@ only where it is exact in the usual fp32 sense (another summation order, ~1e-6 r
 - CPU autocast is off (under autocast `F.linear` runs in the autocast dtype, as the caller asked).
 
 Everything else, and every non-x86 machine or PyTorch build without oneDNN, goes through `F.linear`. Set the environment
-variable QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`) to always use `F.linear`.
+variable QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`, or use `with onednn_linear(False):`) to
+always use `F.linear`.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +46,16 @@ def set_onednn_linear(enabled: bool) -> bool:
     previous = _use_onednn
     _use_onednn = enabled and _onednn_available()
     return previous
+
+
+@contextmanager
+def onednn_linear(enabled: bool) -> Iterator[None]:
+    """The oneDNN CPU path on or off inside a `with` block, restored afterwards."""
+    previous = set_onednn_linear(enabled)
+    try:
+        yield
+    finally:
+        set_onednn_linear(previous)
 
 
 def _onednn_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
