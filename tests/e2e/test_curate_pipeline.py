@@ -49,15 +49,17 @@ def test_every_defect_is_rejected_by_its_stage_and_clean_images_pass(curated):
             assert got == item.expect, (item.name, got, record.rejection and record.rejection.detail)
 
 
-def test_cmyk_16bit_and_exif_rotated_files_are_converted_and_pass_what_their_size_allows(curated):
+def test_cmyk_16bit_and_exif_rotated_files_are_converted_and_kept_for_the_lower_tier(curated):
     records = outcomes(curated[3])
     assert records["corpus/rocket_cmyk.jpg"].scores["s1"]["mode"] == "CMYK"
     assert records["corpus/camera_16bit.png"].scores["s1"]["mode"] == "I;16"
     chelsea = records["corpus/chelsea_exif.jpg"].scores["s1"]
     assert (chelsea["exif_orientation"], chelsea["width"], chelsea["height"]) == (6, 451, 300)
     for name in ("rocket_cmyk.jpg", "camera_16bit.png", "chelsea_exif.jpg"):
-        assert records[f"corpus/{name}"].stage_passed == 4  # below 640p: S1-S4 training data
-        for tar in (curated[3] / "shards" / "stage-4").glob("*.tar"):
+        record = records[f"corpus/{name}"]
+        assert record.stage_passed == 7 and record.labels["high_resolution"] is False  # below 640p: not rejected,
+        assert set(record.labels["buckets"]) == {"256"}  # it trains at the 256p tier only
+        for tar in (curated[3] / "shards" / "stage-7").glob("*.tar"):
             with tarfile.open(tar) as handle:
                 for member in handle:
                     if member.name.endswith((".png", ".jpg")):
@@ -100,7 +102,8 @@ def test_output_shards_hold_each_record_once_grouped_by_stages_passed(curated):
                     seen[sample["id"]] = sample
     assert set(seen) == {i for i, r in records.items() if r.stage_passed >= 1}
     final = [s for s in seen.values() if s["stage_passed"] == len(STAGES)]
-    assert final and all(s["caption"] and "640" in s["buckets"] and s["category"] for s in final)
+    assert final and all(s["caption"] and "256" in s["buckets"] and s["category"] for s in final)
+    assert all(("640" in s["buckets"]) == s["labels"]["high_resolution"] for s in final)  # the 640p tier: S5's
 
 
 def test_html_report_shows_funnel_plots_and_rejected_thumbnails(curated):
@@ -128,18 +131,37 @@ def _manifest_corpus(folder: Path, supply: dict[str, int]) -> Path:
     return folder / "manifest.jsonl"
 
 
-def test_balancing_a_mixed_input_hits_the_target_shares_within_one_point(tmp_path):
+@pytest.mark.parametrize("mode", ["weights", "downsample"])
+def test_balancing_a_mixed_input_hits_the_target_shares_within_one_point(tmp_path, mode):
+    """weights (the default): every record is written and the sample weights give the stream the target
+    shares; downsample: the kept records have them."""
     manifest = _manifest_corpus(tmp_path, {"Nature": 120, "Design": 70, "People": 40, "Synthetic": 12})
     config = load_curate_config(None, ["executor.workers=1", "s1.dedup=false", "s2.min_clarity=0", "s2.max_noise=100",
                                        "s2.min_entropy=0", "s4.ocr=false", "s5.min_pixels=0", "s5.min_sharpness=0",
                                        "s5.max_dark_fraction=1", "s5.max_bright_fraction=1", "s5.reject_qr_codes=false",
-                                       "s5.reject_barcodes=false"])
+                                       "s5.reject_barcodes=false", f"s6.mode={mode}"])
     summary = Curation(config, [manifest], tmp_path / "out").run()
-    kept = [r for r in outcomes(tmp_path / "out").values() if r.kept]
+    kept = [s for s in written_samples(tmp_path / "out") if s["stage_passed"] == len(STAGES)]
+    funnel = json.loads((tmp_path / "out" / "report" / "funnel.json").read_text())
     assert summary.kept == len(kept) > 150
+    if mode == "weights":  # every record that reached S6 is kept and written
+        assert len(kept) == funnel["stages"][STAGES.index("s6")]["entered"]
+    weight = (lambda s: s["sample_weight"]) if mode == "weights" else (lambda s: 1.0)
+    total = sum(weight(s) for s in kept)
     for category, target in {"Nature": 55, "Design": 27.41, "People": 13.21, "Synthetic": 5}.items():
-        share = 100 * sum(r.labels["category"] == category for r in kept) / len(kept)
-        assert abs(share - target) <= 1.0, (category, share)
+        share = 100 * sum(weight(s) for s in kept if s["category"] == category) / total
+        assert abs(share - target * 100 / 100.62) <= 1.0, (category, share)
+        assert abs(funnel["categories"]["achieved_shares"][category] - share) < 0.05
+    assert (funnel["categories"]["dropped"] == 0) == (mode == "weights")
+
+
+def written_samples(out: Path) -> list[dict]:
+    """The json of every sample in the output shards."""
+    samples = []
+    for tar in sorted(out.glob("shards/stage-*/*.tar")):
+        with tarfile.open(tar) as handle:
+            samples += [json.loads(handle.extractfile(m).read()) for m in handle if m.name.endswith(".json")]
+    return samples
 
 
 def chromium() -> str | None:

@@ -1,5 +1,7 @@
-"""S6 balance and S7 multi-scale: shares within 1 point of the targets with enough supply, the shortfall
-report, order independence, subcategory water-filling, buckets and token-frequency weights."""
+"""S6 balance and S7 multi-scale: the three balancing modes (weights keeps every record and its weighted
+shares hit the targets, upsample repeats scarce categories up to the cap and drops nothing, downsample hits
+the targets by dropping), the shortfall report, order independence, subcategory water-filling, buckets and
+token-frequency weights."""
 
 import random
 
@@ -9,7 +11,7 @@ from qwenimage.curate.balance import category_quotas, water_fill
 from qwenimage.curate.buckets import bucket_size, nearest_bucket, tier_buckets
 from qwenimage.curate.config import CATEGORY_SHARES, CurateConfig
 from qwenimage.curate.record import Record
-from qwenimage.curate.stages.s6_balance import balance
+from qwenimage.curate.stages.s6_balance import achieved_shares, balance
 from qwenimage.curate.stages.s7_multiscale import multiscale
 from qwenimage.curate.tokfreq import token_weights
 
@@ -23,14 +25,70 @@ def records(supply: dict[str, int], seed: int = 0) -> list[Record]:
     return out
 
 
+def config_with(**s6) -> CurateConfig:
+    config = CurateConfig()
+    for key, value in s6.items():
+        setattr(config.s6, key, value)
+    return config
+
+
+def stream_shares(batch: list[Record]) -> dict[str, float]:
+    """Category shares (percent) of a stream that samples each kept record by weight, with its copies."""
+    amounts: dict[str, float] = {}
+    for record in (r for r in batch if r.kept):
+        amount = record.labels.get("sample_weight", record.labels["balance_weight"]) * record.labels["repeat"]
+        amounts[record.labels["category"]] = amounts.get(record.labels["category"], 0.0) + amount
+    return {c: 100 * v / sum(amounts.values()) for c, v in amounts.items()}
+
+
+@pytest.mark.parametrize("supply", [
+    {"Nature": 239, "People": 1, "Design": 30, "Synthetic": 24},  # one People photo: nothing is thrown away
+    {"Nature": 300, "Design": 400, "People": 500, "Synthetic": 600},
+    {"Nature": 1200, "Design": 300, "People": 150, "Synthetic": 45},
+])
+def test_weights_keep_every_record_and_give_the_stream_the_target_shares(supply):
+    batch = records(supply)
+    report = balance(batch, CurateConfig())  # the default mode
+    assert report["mode"] == "weights" and report["dropped"] == 0 and all(r.kept for r in batch)
+    multiscale(batch, CurateConfig())  # token weights multiply in; S7 keeps each category's total
+    total = sum(CATEGORY_SHARES.values())
+    shares = stream_shares(batch)
+    for category, target in CATEGORY_SHARES.items():
+        assert abs(shares[category] - 100 * target / total) <= 1.0, (category, shares)
+    assert achieved_shares(batch) == pytest.approx(shares, abs=0.01)
+    weights = [r.labels["balance_weight"] for r in batch]
+    assert sum(weights) / len(weights) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_weights_renormalise_over_the_categories_present():
+    batch = records({"Nature": 50, "Synthetic": 50})
+    balance(batch, CurateConfig())
+    shares = stream_shares(batch)
+    assert shares["Nature"] == pytest.approx(100 * 55 / 60, abs=0.01) and set(shares) == {"Nature", "Synthetic"}
+
+
+def test_upsample_repeats_scarce_categories_up_to_the_cap_and_drops_nothing():
+    supply = {"Nature": 550, "Design": 100, "People": 132, "Synthetic": 10}
+    batch = records(supply)
+    report = balance(batch, config_with(mode="upsample", max_upsample=3.0))
+    assert report["dropped"] == 0 and all(r.kept for r in batch)
+    copies = {c: sum(r.labels["repeat"] for r in batch if r.labels["category"] == c) for c in supply}
+    assert copies == report["written"]
+    assert copies["Nature"] == 550 and copies["People"] == 132  # at (or above) their target: written once
+    assert copies["Design"] == 274 and copies["Synthetic"] == 30  # 27.41% of 1000 wanted; Synthetic hits 3x
+    assert all(1 <= r.labels["repeat"] <= 3 for r in batch)
+    design = [r.labels["repeat"] for r in batch if r.labels["category"] == "Design"]
+    assert max(design) - min(design) <= 1  # spread evenly
+
+
 @pytest.mark.parametrize("supply", [
     {"Nature": 2000, "Design": 900, "People": 700, "Synthetic": 160},
     {"Nature": 300, "Design": 400, "People": 500, "Synthetic": 600},
     {"Nature": 1200, "Design": 300, "People": 150, "Synthetic": 45},
 ])
-def test_output_shares_are_within_one_point_of_the_targets(supply):
+def test_downsampled_shares_are_within_one_point_of_the_targets(supply):
     batch = records(supply)
-    report = balance(batch, CurateConfig())
+    report = balance(batch, config_with(mode="downsample"))
     kept = [r for r in batch if r.kept]
     total = sum(CATEGORY_SHARES.values())
     for category, target in CATEGORY_SHARES.items():
@@ -44,8 +102,8 @@ def test_output_shares_are_within_one_point_of_the_targets(supply):
 def test_selection_does_not_depend_on_input_order():
     supply = {"Nature": 500, "Design": 200, "People": 90, "Synthetic": 30}
     first, second = records(supply, seed=1), records(supply, seed=2)
-    balance(first, CurateConfig())
-    balance(second, CurateConfig())
+    balance(first, config_with(mode="downsample"))
+    balance(second, config_with(mode="downsample"))
     assert {r.id for r in first if r.kept} == {r.id for r in second if r.kept}
 
 

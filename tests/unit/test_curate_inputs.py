@@ -4,6 +4,7 @@ layout), synth shards; stable ids, shard planning, and damaged inputs turned int
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 
 from qwenimage.curate.config import InputConfig
-from qwenimage.curate.inputs import InputShard, plan_shards, read_shard
+from qwenimage.curate.inputs import InputPlan, InputShard, plan_inputs, plan_shards, read_shard
 from tests.fixtures.curate_corpus import synth_shard
 
 
@@ -103,3 +104,51 @@ def test_unknown_inputs_are_refused(tmp_path):
         plan_shards([tmp_path / "x.bin"], InputConfig())
     with pytest.raises(ValueError, match="not found"):
         plan_shards([tmp_path / "missing"], InputConfig())
+
+
+def fake_synth_output(folder, shard_format="wds"):
+    """A `qwenimage synth` output folder: job.json, a shard, stats/, report/ (contact sheets) and a stray folder."""
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text("{}")
+    (folder / "summary.json").write_text("{}")
+    if shard_format == "wds":
+        keys = synth_shard(folder / "synth-000000.tar", count=2)
+    else:
+        shard = folder / "synth-000000"
+        shard.mkdir()
+        keys = ["00000000", "00000001"]
+        for key in keys:
+            (shard / f"{key}.png").write_bytes(png_bytes())
+            (shard / f"{key}.json").write_text(json.dumps({"text": "Hi", "strategy": "pure", "caption": "says \"Hi\""}))
+    for sub, count in (("stats", 1), ("report/pure", 3), ("scratch", 2)):
+        (folder / sub).mkdir(parents=True)
+        for i in range(count):
+            (folder / sub / f"{i}.png").write_bytes(png_bytes())
+    (folder / "report" / "pure.png").write_bytes(png_bytes())
+    (folder / "notes.png").write_bytes(png_bytes())
+    return keys
+
+
+@pytest.mark.parametrize("shard_format", ["wds", "folder"])
+def test_a_synth_output_folder_is_read_through_its_shards_and_its_side_folders_are_counted(tmp_path, shard_format):
+    keys = fake_synth_output(tmp_path / "synth", shard_format)
+    plan = plan_inputs([tmp_path / "synth"], InputConfig())
+    records = [r for s in plan.shards for r in read_shard(InputShard.from_json(s.to_json()))]
+    assert sorted(r.id.rsplit("/", 1)[1].split(".")[0] for r in records) == keys
+    assert all(r.kind == "synthetic" and r.id.startswith("synth/synth-000000/") for r in records)
+    assert all(r.metadata.get("strategy") == "pure" for r in records)
+    skipped = {Path(s.path).name: s for s in plan.skipped}
+    assert set(skipped) == {"report", "stats", "scratch", "notes.png"}
+    assert (skipped["report"].files, skipped["scratch"].files) == (4, 2)
+    assert "report" in skipped["report"].why and "not a shard" in skipped["scratch"].why
+    assert InputPlan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
+
+
+def test_a_synth_output_folder_inside_an_image_folder_is_read_as_synth(tmp_path):
+    (tmp_path / "photo.png").write_bytes(png_bytes())
+    keys = fake_synth_output(tmp_path / "data" / "synth")
+    plan = plan_inputs([tmp_path], InputConfig())
+    records = [r for s in plan.shards for r in read_shard(s)]
+    assert [r.id for r in records if r.kind == "web"] == [f"{tmp_path.name}/photo.png"]
+    assert sorted(r.id.rsplit("/", 1)[1] for r in records if r.kind == "synthetic") == keys
+    assert {Path(s.path).name for s in plan.skipped} == {"report", "stats", "scratch", "notes.png"}

@@ -92,3 +92,35 @@ def test_config_from_dict_merges_lengths_and_refuses_unknown_keys():
     with pytest.raises(ValueError, match="length_weights"):
         SynthConfig(length_weights={"sentence": 1.0})
     assert SynthConfig().font_floor(1024, 768) == 24
+
+
+def test_real_sentences_make_lines_and_paragraphs_within_their_spans():
+    from qwenimage.synth.sentences import SentenceCorpus
+
+    corpus = SentenceCorpus.load()
+    rng = np.random.default_rng(0)
+    for language, line, paragraph in (("zh", (5, 18), (30, 120)), ("en", (12, 48), (80, 320))):
+        lines = [corpus.sample(rng, language, "line", line) for _ in range(30)]
+        paragraphs = [corpus.sample(rng, language, "paragraph", paragraph) for _ in range(30)]
+        assert all(len(t) <= line[1] for t in lines) and sum(bool(t) for t in lines) >= 25
+        assert all(len(t) <= paragraph[1] for t in paragraphs) and sum(len(t) >= paragraph[0] for t in paragraphs) >= 25
+        ends = "。！？" if language == "zh" else ".!?"
+        assert all(t[-1] in ends for t in lines + paragraphs if t)  # whole sentences, never cut inside one
+    english = " ".join(corpus.sample(rng, "en", "paragraph", (80, 320)) for _ in range(50)).lower()
+    assert " the " in english  # real English, not a word salad of rare words
+    without = SentenceCorpus.load(frozenset({"the"}))
+    assert not any(" the " in f" {s.lower()} " for topic in without.topics["en"] for s in topic.sentences)
+
+
+def test_the_corpus_mixes_real_sentences_in_by_sentence_weight():
+    from qwenimage.synth.sentences import SentenceCorpus
+
+    known = {s for topic in SentenceCorpus.load().topics["zh"] for s in topic.sentences}
+    rng = np.random.default_rng(1)
+
+    def real_share(weight: float) -> float:
+        corpus = Corpus(SynthConfig(sentence_weight=weight))
+        texts = [corpus.sample(rng, "zh", "line") for _ in range(60)]
+        return sum(t in known for t in texts) / len(texts)
+
+    assert real_share(0.0) == 0.0 and real_share(1.0) > 0.9 and 0.25 < real_share(0.5) < 0.75

@@ -69,3 +69,32 @@ def test_a_paragraph_with_a_missing_glyph_is_discarded_by_the_strategy(tmp_path)
 def test_style_tags_from_names(family, style, expected, absent):
     tags = style_tags(family, style)
     assert expected <= tags and not (absent & tags)
+
+
+HUMOR = Path("/usr/share/fonts/truetype/humor-sans")
+
+
+def test_only_a_face_that_draws_lower_case_as_capitals_is_found_to_force_them(library):
+    forced = [face.family for face in library.faces if library.forces_capitals(face)]
+    if HUMOR.is_dir():
+        assert forced == ["Humor Sans"]
+    assert not any(library.forces_capitals(face) for face in library.faces if face.cjk)
+
+
+@pytest.mark.parametrize("strategy", ["pure", "compositional", "complex"])
+def test_a_humor_sans_sample_quotes_its_text_in_the_case_it_is_drawn(strategy):
+    if not HUMOR.is_dir():
+        pytest.skip("fonts-humor-sans is not installed")
+    config = SynthConfig(font_dirs=(str(HUMOR),), system_fonts=False, handwriting_share=1.0)
+    sample = build_strategy(strategy, config).render(np.random.default_rng(4), 512, 512, "en")
+    assert sample.fonts == ["Humor Sans Regular"] and sample.extra["capitals_forced"] is True
+    assert any(ch.isalpha() for ch in sample.text) and sample.text == sample.text.upper()
+    assert sample.caption_quotes_text() and all(unit == unit.upper() for unit in sample.texts)
+
+
+def test_case_preserving_faces_keep_the_corpus_case():
+    dejavu = DEJAVU.parent
+    config = SynthConfig(font_dirs=(str(dejavu),), system_fonts=False, length_weights={"line": 1.0})
+    samples = [build_strategy("pure", config).render(np.random.default_rng(seed), 512, 512, "en") for seed in range(4)]
+    assert all(s.extra["capitals_forced"] is False for s in samples)
+    assert any(ch.islower() for s in samples for ch in s.text)

@@ -6,7 +6,7 @@ import pytest
 from qwenimage.ocr import OcrEngine, text_agreement
 from qwenimage.synth import STRATEGIES, Discard, build_strategy
 
-FLOOR = {"pure": 0.9, "compositional": 0.8, "complex": 0.8}
+FLOOR = {"pure": 0.9, "compositional": 0.8, "complex": 0.8, "words": 0.9}
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +25,12 @@ def test_ocr_reads_the_rendered_text(engine, name):
             continue
         scores.append(text_agreement(sample.text, engine.read(sample.image).text))
     assert len(scores) >= 2 and np.mean(scores) >= FLOOR[name], scores
+
+
+def test_the_synth_check_counts_letter_case_unless_the_face_forces_capitals():
+    from qwenimage.synth.worker import agreement
+
+    assert agreement("Announced today", "Announced today") == 1.0
+    assert agreement("Announced", "ANNOUNCED") < 0.2  # a caption in mixed case, an image in capitals: caught
+    assert agreement("Announced", "ANNOUNCED", case_sensitive=False) == 1.0
+    assert agreement("通义 千问", "通义千问") == 1.0 and agreement("ＡＢ", "AB") == 1.0  # spaces, full width

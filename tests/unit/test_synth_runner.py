@@ -165,3 +165,18 @@ def test_a_killed_run_completes_on_restart_with_every_id_once(tmp_path):
     assert not list(out.glob("*.tmp"))
     run_job(job, tmp_path / "uninterrupted", quiet())
     assert shard_bytes(job, out) == shard_bytes(job, tmp_path / "uninterrupted")
+
+
+def test_rates_per_core_divide_by_cpu_time_not_wall_time(tmp_path):
+    job = fake_job(count=4, shard_size=4, synth={"sleep": 0.1})  # sleeping takes wall time, not CPU time
+    summary = run_job(job, tmp_path, quiet())
+    seconds = summary["throughput"]["worker_seconds"]
+    assert seconds["total"] >= 0.4 and seconds["cpu"] < seconds["total"] / 2
+    assert summary["throughput"]["samples_per_core_second"] == round(4 / seconds["cpu"], 2)
+
+
+def test_the_default_job_verifies_a_small_documented_share():
+    job = SynthJob(count=10_000)
+    assert job.verify_fraction == 0.02
+    verified = sum(plan_sample(job, i).verify for i in range(10_000))
+    assert 150 <= verified <= 250

@@ -28,12 +28,13 @@ def test_each_strategy_renders_through_the_runner(tmp_path):
 
 def test_pure_samples_pass_ocr_and_store_the_reading(tmp_path):
     job = SynthJob(count=2, strategies={"pure": 1.0}, languages={"en": 1.0}, width=256, height=256,
-                   synth={"length_weights": {"word": 1.0}})
+                   synth={"length_weights": {"word": 1.0}}, verify_fraction=1.0)  # the default checks 2 %
     summary = run_job(job, tmp_path, RunOptions(progress=False, report_samples=0))
     assert summary["written"] == 2 and summary["ocr"]["reads"] >= 2
     for _, files in iter_samples(shard_path(tmp_path, 0, "wds"), "wds"):
         ocr = json.loads(files["json"])["ocr"]
         assert ocr["passed"] and ocr["score"] >= 0.8 and ocr["lines"]
+        assert ocr["case_sensitive"] is not json.loads(files["json"])["extra"]["capitals_forced"]
 
 
 def test_unknown_strategy_and_bad_synth_option_are_value_errors(tmp_path):

@@ -84,3 +84,47 @@ def water_fill(supply: dict[str, int], quota: int) -> dict[str, int]:
             if remaining == 0:
                 break
     return counts
+
+
+def present_shares(supply: dict[str, int], shares: dict[str, float]) -> dict[str, float]:
+    """The target shares of the categories that have records, normalised to sum 1 (a category without
+    supply cannot be met: the others keep their relative shares)."""
+    present = {c: s for c, s in shares.items() if s > 0 and supply.get(c, 0) > 0}
+    norm = sum(present.values())
+    return {c: s / norm for c, s in sorted(present.items())} if norm > 0 else {}
+
+
+def category_weights(supply: dict[str, int], shares: dict[str, float]) -> dict[str, float]:
+    """Per-record sampling weight of each category, so that a stream sampled by weight has the target shares:
+    w_c = share_c * N / n_c over the N records of the wanted categories (mean weight 1). Categories with a
+    zero or no target share get weight 0."""
+    wanted = present_shares(supply, shares)
+    total = sum(supply[c] for c in wanted)
+    return {c: (wanted[c] * total / n if c in wanted else 0.0) for c, n in sorted(supply.items()) if n > 0}
+
+
+def upsample_counts(supply: dict[str, int], shares: dict[str, float], max_upsample: float) -> dict[str, int]:
+    """Copies to write per category: no record is dropped, scarce categories repeat (each record at most
+    `max_upsample` times) towards the share they would have at the size the most abundant one sets."""
+    wanted = present_shares(supply, shares)
+    if not wanted:
+        return {c: n for c, n in supply.items()}
+    size = max(supply[c] / p for c, p in wanted.items())  # the total at which no category needs dropping
+    counts = {c: min(max(supply[c], round(p * size)), math.floor(supply[c] * max_upsample))
+              for c, p in wanted.items()}
+    return {**{c: n for c, n in supply.items() if c not in wanted}, **counts}
+
+
+def spread_copies(ids: list[str], copies: int, seed: int) -> dict[str, int]:
+    """id -> how many times to write it, `copies` in all, as even as possible (the extra copies go to the
+    ids first in stable_rank order)."""
+    if not ids:
+        return {}
+    ordered = sorted(ids, key=lambda i: stable_rank(i, seed))
+    base, extra = divmod(copies, len(ids))
+    return {record_id: base + (rank < extra) for rank, record_id in enumerate(ordered)}
+
+
+def shares_percent(amounts: dict[str, float]) -> dict[str, float]:
+    total = sum(amounts.values())
+    return {c: round(100.0 * v / total, 2) if total else 0.0 for c, v in sorted(amounts.items())}

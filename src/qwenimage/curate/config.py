@@ -17,6 +17,7 @@ from qwenimage.jobconfig import from_dict, load_job_config, parse_override, set_
 
 ASPECT_RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "9:16", "16:9", "1:3", "3:1"]
 CATEGORY_SHARES = {"Nature": 55.0, "Design": 27.41, "People": 13.21, "Synthetic": 5.0}
+BALANCE_MODES = ("weights", "upsample", "downsample", "off")
 # Refusals and non-captions that captioners and scrapers produce (English and Chinese), case-insensitive.
 INVALID_CAPTION_PATTERNS = [
     r"\b(i'?m|i am|we are) (sorry|unable|not able)\b", r"\bsorry,? (but )?i (can(no|')t|cannot|am unable)",
@@ -84,12 +85,34 @@ class S1Config:
     aspect_tolerance: float = opt(0.07, "largest |ln(ratio / allowed ratio)| accepted (0.07 is about 7 %)")
     decode_side: int = opt(512, "JPEGs are decoded at reduced size (DCT scaling) down to this shorter side; "
                                 "S1 needs no more")
-    dedup: bool = opt(True, "drop exact (SHA-256) and near (perceptual hash) duplicates, keeping the largest")
+    dedup: bool = opt(True, "drop exact (SHA-256) and near (perceptual hash) duplicates, keeping the copy that "
+                            "passed the most per-image checks (S1-S5), then the largest")
     near_duplicate_distance: int = opt(6, "largest Hamming distance between 64-bit pHashes of near duplicates")
     lsh_bands: int = opt(8, "the pHash index splits hashes into this many bands; pairs within "
                             "lsh_bands - 1 bits are always found, farther ones may be missed")
     nsfw: HookConfig = opt(HookConfig(labels=["nsfw", "porn", "hentai", "sexy", "explicit"], threshold=0.5),
                            "NSFW classifier: reject when the summed probability of `labels` >= threshold")
+
+
+GRAPHIC_CATEGORIES = ["Design", "Synthetic"]
+
+
+@dataclass
+class GraphicConfig:
+    min_flat_fraction: float = opt(0.5, "an image is a graphic when this share of its pixels lies in flat 3x3 "
+                                        "patches (every channel within 1 grey level) at the S2 resolution and "
+                                        "its clarity reaches s2.min_clarity (crisp edges); photos have sensor "
+                                        "noise and texture (at most ~0.25 on our photos)")
+    categories: list[str] = opt(GRAPHIC_CATEGORIES, "records whose input metadata names one of these categories, "
+                                                    "and synthetic records, are graphics without measuring")
+    min_luma: float = opt(0.02, "S2 minimum mean luma for graphics (dark themes)")
+    max_luma: float = opt(0.98, "S2 maximum mean luma for graphics (white pages and slides)")
+    min_entropy: float = opt(0.5, "S2 minimum RGB entropy for graphics: a slide on one colour is fine, a blank "
+                                  "image (entropy ~0) is not")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_flat_fraction <= 1.0:
+            raise ValueError(f"s2.graphic.min_flat_fraction must be within (0, 1], got {self.min_flat_fraction}")
 
 
 @dataclass
@@ -105,6 +128,8 @@ class S2Config:
     min_clarity: float = opt(50.0, "minimum variance of the Laplacian of the grey image: blurred")
     max_noise: float = opt(10.0, "maximum noise sigma (Immerkaer's estimate, grey levels): overly noisy "
                                  "or complex texture")
+    graphic: GraphicConfig = opt(GraphicConfig(), "graphics (posters, slides, screenshots, renders) are judged "
+                                                  "as graphics: flat backgrounds are their design, not a defect")
 
 
 @dataclass
@@ -156,17 +181,23 @@ class S4Config:
     drop_languages: list[str] = opt([], "text languages to drop (english, chinese, other, none)")
     trust_synthetic_metadata: bool = opt(True, "for synthetic shards, read the text and line boxes from their "
                                                "json instead of running OCR")
+    synthetic_dense_text: bool = opt(False, "apply the dense-text filter to synthetic shards too (the synth "
+                                            "engine's paragraphs are dense on purpose: off)")
 
 
 @dataclass
 class S5Config:
-    min_pixels: int = opt(327_680, "minimum image area (0.8 x 640^2): the 640p stage")
+    min_pixels: int = opt(327_680, "the 640p tier's floor (0.8 x 640^2). S5 belongs to the high-resolution "
+                                   "training stage: a smaller image is not rejected, it keeps the lower tiers "
+                                   "(s7.tiers) and skips the checks made at 640p (low_resolution, blurry)")
     analysis_resolution: int = opt(640, "sharpness is measured on a copy resized to about this side squared")
     min_sharpness: float = opt(20.0, "minimum variance of the Laplacian at 640p: blurred or upscaled")
     max_blockiness: float = opt(1.8, "maximum JPEG blockiness (gradient across 8x8 block borders / inside "
                                      "blocks, native resolution; JPEG files only): compression artifacts")
     max_dark_fraction: float = opt(0.6, "maximum share of pixels at grey <= 5: under-exposed")
     max_bright_fraction: float = opt(0.6, "maximum share of pixels at grey >= 250: over-exposed")
+    judge_graphic_exposure: bool = opt(False, "apply the exposure checks to graphics too (see s2.graphic: their "
+                                              "black or white backgrounds are chosen, not clipped)")
     reject_qr_codes: bool = opt(True, "reject images with a QR code (OpenCV QRCodeDetector)")
     reject_barcodes: bool = opt(True, "reject images with a 1-D barcode (OpenCV barcode detector)")
     aesthetic: HookConfig = opt(HookConfig(), "aesthetic scorer: reject when the score < threshold")
@@ -178,10 +209,13 @@ class S5Config:
 
 @dataclass
 class S6Config:
-    balance: bool = opt(True, "resample the records kept by S5 to the target category shares")
+    mode: str = opt("weights", "weights: keep every record and write per-record sampling weights "
+                               "(`sample_weight`) that give the training stream the target shares; upsample: "
+                               "repeat records of scarce categories (up to max_upsample copies), drop none; "
+                               "downsample: drop records of abundant categories; off: no balancing")
     shares: dict[str, float] = opt(CATEGORY_SHARES, "target shares per category (normalised to sum 1)")
-    max_upsample: float = opt(1.0, "a short category may repeat records up to this factor (1 = never)")
-    total: int = opt(0, "records wanted after balancing; 0 = as many as the scarcest category allows")
+    max_upsample: float = opt(4.0, "upsample: a record is written at most this many times")
+    total: int = opt(0, "downsample: records wanted after balancing; 0 = as many as the scarcest category allows")
     seed: int = opt(0, "seed of the (order-independent) selection within a category")
     classifier: HookConfig = opt(HookConfig(), "category classifier: its top label is mapped to a category "
                                                "through the taxonomy keywords")
@@ -189,10 +223,17 @@ class S6Config:
     min_face_area: float = opt(0.01, "smallest face (share of the image area) that makes a record People")
     min_text_area: float = opt(0.02, "text covering this share of the image (S4 OCR) makes a record Design")
 
+    def __post_init__(self) -> None:
+        if self.mode not in BALANCE_MODES:
+            raise ValueError(f"s6.mode must be one of {', '.join(BALANCE_MODES)}, got {self.mode!r}")
+        if self.max_upsample < 1.0:
+            raise ValueError(f"s6.max_upsample must be >= 1, got {self.max_upsample}")
+
 
 @dataclass
 class S7Config:
-    tiers: list[int] = opt([640, 1328], "resolution tiers: buckets of about tier^2 pixels")
+    tiers: list[int] = opt([256, 640, 1328], "resolution tiers of the training curriculum: buckets of about "
+                                             "tier^2 pixels (the report: 256 -> 640 -> 1328)")
     bucket_multiple: int = opt(16, "bucket sides are multiples of this (VAE factor 8 x 2x2 packing)")
     min_area_fraction: float = opt(0.8, "a record joins a tier if its area >= this x tier^2")
     hierarchical: bool = opt(True, "balance the top tier by category, then by subcategory (taxonomy), "

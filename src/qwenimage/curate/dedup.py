@@ -6,8 +6,9 @@ and recompressed copies stay within a few bits. The index splits each hash into 
 compares hashes that share a piece exactly, so two hashes within `bands - 1` bits always meet (pigeonhole);
 memory is one entry per band per kept image.
 
-Which copy survives does not depend on input order or executor: the largest image (then the larger file,
-then the smaller id) is kept, the others are rejected naming it.
+Which copy survives does not depend on input order or executor: the copy that passed the most per-image
+checks (S1-S5: a clean photo beats a larger copy with a QR code), then the largest image, then the larger
+file, then the smaller id is kept; the others are rejected naming it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class HashedImage:
     phash: int
     pixels: int  # width x height of the original
     file_bytes: int
+    stages_passed: int = 0  # per-image stages passed (S1-S5): the first preference
+
+    def preference(self) -> tuple:
+        """Sort key: the copy to keep first."""
+        return -self.stages_passed, -self.pixels, -self.file_bytes, self.id
 
 
 def find_duplicates(images: list[HashedImage], max_distance: int, bands: int) -> dict[str, tuple[str, str, int]]:
@@ -74,7 +80,7 @@ def find_duplicates(images: list[HashedImage], max_distance: int, bands: int) ->
     index = NearDuplicateIndex(max_distance, bands)
     by_sha: dict[str, str] = {}
     duplicates: dict[str, tuple[str, str, int]] = {}
-    for image in sorted(images, key=lambda im: (-im.pixels, -im.file_bytes, im.id)):
+    for image in sorted(images, key=HashedImage.preference):
         if image.sha256 in by_sha:
             duplicates[image.id] = ("duplicate_exact", by_sha[image.sha256], 0)
             continue

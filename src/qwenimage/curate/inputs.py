@@ -1,7 +1,8 @@
 """Inputs, split into work shards: image folders with sidecars, JSONL/CSV manifests, Parquet files,
 WebDataset tars (img2dataset's layout) and the synth engine's `synth-*.tar` shards.
 
-`plan_shards(paths, config)` lists every input once, in a fixed order, and cuts it into InputShards
+`plan_inputs(paths, config)` lists every input once, in a fixed order (`curate.discover`: synth output
+folders are read through their shards, their reports skipped and counted), and cuts it into InputShards
 (a tar is one shard; folders, manifests and Parquet files are cut every `input.shard_size` records).
 `read_shard(shard)` gives the shard's records, the same ones on every call: work can be retried,
 resumed or run anywhere that sees the same files.
@@ -9,16 +10,13 @@ resumed or run anywhere that sees the same files.
 
 from __future__ import annotations
 
-import fnmatch
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from qwenimage.curate import readers
 from qwenimage.curate.config import InputConfig
-from qwenimage.curate.readers import IMAGE_SUFFIXES
+from qwenimage.curate.discover import Skipped, discover
 from qwenimage.curate.record import Record
-
-MANIFEST_SUFFIXES = (".jsonl", ".csv", ".tsv")
 
 
 @dataclass(frozen=True)
@@ -41,53 +39,26 @@ class InputShard:
 
 
 @dataclass
-class _Source:
-    kind: str
-    path: Path
-    label: str = ""
-    synthetic: bool = False
-    members: list[str] = field(default_factory=list)
+class InputPlan:
+    shards: list[InputShard]
+    skipped: list[Skipped]  # side folders and files deliberately not read (synth reports, ...)
 
+    def to_json(self) -> dict:
+        return {"shards": [s.to_json() for s in self.shards], "skipped": [s.to_json() for s in self.skipped]}
 
-def _sources(paths: list[str | Path], config: InputConfig) -> list[_Source]:
-    found: list[_Source] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            tars = sorted(path.glob("*.tar"))
-            images = sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
-                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if images or not tars:
-                found.append(_Source("folder", path, members=images))
-            found.extend(_Source("tar", tar) for tar in tars)
-        elif path.suffix == ".tar":
-            found.append(_Source("tar", path))
-        elif path.suffix.lower() in MANIFEST_SUFFIXES:
-            found.append(_Source("manifest", path))
-        elif path.suffix.lower() == ".parquet":
-            found.append(_Source("parquet", path))
-        elif path.exists():
-            raise ValueError(f"input {path}: not a folder, .tar, .jsonl/.csv/.tsv manifest or .parquet file")
-        else:
-            raise ValueError(f"input not found: {path}")
-    for source in found:
-        source.synthetic = source.kind == "tar" and fnmatch.fnmatch(source.path.name, config.synthetic_glob)
-    return _label(found)
-
-
-def _label(sources: list[_Source]) -> list[_Source]:
-    """Record-id prefixes: the input's name; tars keep their folder's name too; repeats get ~2, ~3."""
-    seen: dict[str, int] = {}
-    for source in sources:
-        name = f"{source.path.parent.name}/{source.path.stem}" if source.kind == "tar" else source.path.name
-        seen[name] = seen.get(name, 0) + 1
-        source.label = name if seen[name] == 1 else f"{name}~{seen[name]}"
-    return sources
+    @classmethod
+    def from_json(cls, data: dict) -> InputPlan:
+        return cls([InputShard.from_json(s) for s in data["shards"]], [Skipped(**s) for s in data["skipped"]])
 
 
 def plan_shards(paths: list[str | Path], config: InputConfig) -> list[InputShard]:
+    return plan_inputs(paths, config).shards
+
+
+def plan_inputs(paths: list[str | Path], config: InputConfig) -> InputPlan:
     shards: list[InputShard] = []
-    for source in _sources(paths, config):
+    sources, skipped = discover(paths, config)
+    for source in sources:
         common = dict(kind=source.kind, path=str(source.path), label=source.label, synthetic=source.synthetic)
         if source.kind == "tar":
             shards.append(InputShard(len(shards), **common))
@@ -103,7 +74,7 @@ def plan_shards(paths: list[str | Path], config: InputConfig) -> list[InputShard
         else:
             for groups in readers.parquet_row_group_chunks(source.path, config.shard_size):
                 shards.append(InputShard(len(shards), members=tuple(map(str, groups)), **common))
-    return shards
+    return InputPlan(shards, skipped)
 
 
 def read_shard(shard: InputShard) -> list[Record]:

@@ -1,7 +1,7 @@
 """The work done per input shard, as picklable callables for the executors.
 
     ScanPhase    S1's per-record checks and hashes
-    AssessPhase  S2, S3, S4, S5 and S6's categories (after the driver's deduplication), then thumbnails
+    AssessPhase  S2, S3, S4, S5 and S6's categories, then thumbnails (the driver deduplicates afterwards)
     WritePhase   output shards and the per-record outcome table (after the driver's S6/S7 decisions)
 
 Each takes a task that carries all it needs (the shard, and earlier decisions for its records) and returns
@@ -11,14 +11,14 @@ Each takes a task that carries all it needs (the shard, and earlier decisions fo
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from qwenimage.curate.config import CurateConfig
 from qwenimage.curate.decode import thumbnail_b64
 from qwenimage.curate.inputs import InputShard, read_shard
 from qwenimage.curate.record import Record
 from qwenimage.curate.stages.base import Stage, pixels
-from qwenimage.curate.stages.s1_preprocess import S1Preprocess, apply_duplicates
+from qwenimage.curate.stages.s1_preprocess import S1Preprocess
 from qwenimage.curate.stages.s2_quality import S2Quality
 from qwenimage.curate.stages.s3_alignment import S3Alignment
 from qwenimage.curate.stages.s4_text import S4Text
@@ -62,7 +62,6 @@ class ScanPhase:
 class AssessTask:
     shard: InputShard
     scanned: list[dict]  # the shard's records after S1 (JSON)
-    duplicates: dict[str, tuple[str, str, int]] = field(default_factory=dict)
 
 
 def merge_scan(fresh: list[Record], scanned: list[Record]) -> list[Record]:
@@ -84,7 +83,6 @@ class AssessPhase:
 
     def __call__(self, task: AssessTask) -> tuple[int, list[Record]]:
         records = merge_scan(read_shard(task.shard), [Record.from_json(r) for r in task.scanned])
-        apply_duplicates(records, task.duplicates)
         run_operators(records, self.operators, self.config.executor.batch_size)
         add_thumbnails(records, self.config)
         return task.shard.index, strip(records)

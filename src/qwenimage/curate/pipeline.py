@@ -4,10 +4,9 @@
     summary = run.run()           # or run.run(executor) with your own executor
 
 1. scan (workers): S1 per record          -> work/scan/*.jsonl
-2. dedup (driver): exact + near duplicates  -> work/dedup.json
-3. assess (workers): S2-S5, S6 categories -> work/assess/*.jsonl
-4. select (driver): S6 balance, S7 buckets, tiers and weights
-5. write (workers): output shards and per-record outcomes; then the funnel report
+2. assess (workers): S2-S5, S6 categories -> work/assess/*.jsonl
+3. select (driver): deduplication (the copy that got furthest wins), S6 balance, S7 buckets and weights
+4. write (workers): output shards and per-record outcomes; then the funnel report
 
 Every step's result is a file written atomically; a rerun skips the shards already done and recomputes
 the cheap driver steps, which are deterministic, so a killed and restarted run writes the same bytes.
@@ -23,12 +22,12 @@ from pathlib import Path
 from qwenimage.curate.config import CurateConfig
 from qwenimage.curate.config_docs import config_yaml
 from qwenimage.curate.executors import make_executor
-from qwenimage.curate.inputs import InputShard, plan_shards
+from qwenimage.curate.inputs import InputPlan, InputShard, plan_inputs
 from qwenimage.curate.phases import AssessPhase, AssessTask, ScanPhase, WritePhase, WriteTask
 from qwenimage.curate.record import Record
 from qwenimage.curate.report import write_report
-from qwenimage.curate.stages.s1_preprocess import duplicates
-from qwenimage.curate.stages.s6_balance import balance
+from qwenimage.curate.stages.s1_preprocess import apply_duplicates, duplicate_report, duplicates
+from qwenimage.curate.stages.s6_balance import achieved_shares, balance
 from qwenimage.curate.stages.s7_multiscale import multiscale
 from qwenimage.curate.workdir import (WorkDir, atomic_write_bytes, atomic_write_json, read_json, read_records,
                                       write_records)
@@ -64,7 +63,8 @@ class Curation:
         removed = self.dir.remove_leftovers()
         if resumed:
             log.info("resuming %s (%d unfinished files removed)", self.dir.out, removed)
-        shards = self._plan(resumed)  # a missing or unknown input fails here, before OUT is claimed
+        plan = self._plan(resumed)  # a missing or unknown input fails here, before OUT is claimed
+        shards = plan.shards
         self.dir.claim(self.identity())
         atomic_write_bytes(self.dir.out / "config.yaml", config_yaml(self.config).encode("utf-8"))
         own = executor is None
@@ -73,8 +73,7 @@ class Curation:
         try:
             self._phase("scan", ScanPhase(self.config), [s for s in shards if not self.dir.done("scan", s.index)],
                         executor)
-            duplicates_found = self._dedup(shards)
-            self._phase("assess", AssessPhase(self.config), [self._assess_task(s, duplicates_found) for s in shards
+            self._phase("assess", AssessPhase(self.config), [self._assess_task(s) for s in shards
                                                              if not self.dir.done("assess", s.index)], executor)
             per_shard, reports = self._select(shards)
             self._write(shards, per_shard, executor)
@@ -82,20 +81,22 @@ class Curation:
             if own:
                 executor.close()
         records = [r for group in per_shard for r in group]
+        reports["inputs"] = {"shards": len(shards), "skipped": [s.to_json() for s in plan.skipped],
+                             "skipped_files": sum(s.files for s in plan.skipped)}
         report = write_report(self.dir.out, records, reports, self.config)
         kept = sum(r.kept for r in records)
         written = sum(r.stage_passed >= self.config.output.min_stage for r in records)
         return Summary(len(records), kept, written, len(shards), resumed, time.perf_counter() - start, report)
 
-    def _plan(self, resumed: bool) -> list[InputShard]:
+    def _plan(self, resumed: bool) -> InputPlan:
         """The work shards: fixed at the first run (files added to an input folder later are not picked up
         by a resumed run)."""
         path = self.dir.work / "plan.json"
         if resumed and path.is_file():
-            return [InputShard.from_json(s) for s in read_json(path)]
-        shards = plan_shards(self.inputs, self.config.input)
-        atomic_write_json(path, [s.to_json() for s in shards])
-        return shards
+            return InputPlan.from_json(read_json(path))
+        plan = plan_inputs(self.inputs, self.config.input)
+        atomic_write_json(path, plan.to_json())
+        return plan
 
     def _phase(self, phase: str, fn, tasks: list, executor) -> None:
         """Run `fn` over the pending tasks; save each shard's records as soon as they come back."""
@@ -103,25 +104,21 @@ class Curation:
             write_records(self.dir.shard_file(phase, shard), records)
             log.info("%s: shard %d done (%d/%d)", phase, shard, done, len(tasks))
 
-    def _dedup(self, shards: list[InputShard]) -> dict:
-        path = self.dir.work / "dedup.json"
-        if path.is_file():
-            return {k: tuple(v) for k, v in read_json(path).items()}
-        scanned = [r for s in shards for r in read_records(self.dir.shard_file("scan", s.index))]
-        found = duplicates(scanned, self.config)
-        atomic_write_json(path, found)
-        return found
-
-    def _assess_task(self, shard: InputShard, duplicates_found: dict) -> AssessTask:
+    def _assess_task(self, shard: InputShard) -> AssessTask:
         scanned = read_records(self.dir.shard_file("scan", shard.index))
-        mine = {r.id: duplicates_found[r.id] for r in scanned if r.id in duplicates_found}
-        return AssessTask(shard, [r.to_json() for r in scanned], mine)
+        return AssessTask(shard, [r.to_json() for r in scanned])
 
     def _select(self, shards: list[InputShard]) -> tuple[list[list[Record]], dict]:
-        """S6 and S7 over every shard's assessed records (in place); records grouped by shard."""
+        """Deduplication, S6 and S7 over every shard's assessed records (in place); records grouped by shard.
+        Deterministic, so a resumed run decides the same."""
         per_shard = [read_records(self.dir.shard_file("assess", s.index)) for s in shards]
         records = [r for group in per_shard for r in group]
-        return per_shard, {"s6": balance(records, self.config), "s7": multiscale(records, self.config)}
+        found = duplicates(records, self.config)
+        apply_duplicates(records, found)
+        reports = {"dedup": duplicate_report(records, found), "s6": balance(records, self.config),
+                   "s7": multiscale(records, self.config)}
+        reports["s6"]["achieved_shares"] = achieved_shares(records)  # with S7's token weights
+        return per_shard, reports
 
     def _write(self, shards: list[InputShard], per_shard: list[list[Record]], executor) -> None:
         tasks = [WriteTask(shard, [{**r.to_json(), "thumbnail": None} for r in group])

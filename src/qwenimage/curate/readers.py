@@ -37,7 +37,8 @@ def _read_json(path: Path) -> dict:
 
 
 def read_folder(shard: InputShard) -> list[Record]:
-    """Images with optional sidecars of the same stem: `x.txt` (caption) and `x.json` (metadata)."""
+    """Images with optional sidecars of the same stem: `x.txt` (caption) and `x.json` (metadata); a synth
+    folder-format shard is the same layout, its records synthetic."""
     root, records = Path(shard.path), []
     for relative in shard.members:
         path = root / relative
@@ -45,7 +46,7 @@ def read_folder(shard: InputShard) -> list[Record]:
         caption = path.with_suffix(".txt").read_text(encoding="utf-8", errors="replace") \
             if path.with_suffix(".txt").is_file() else meta.get("caption")
         records.append(Record(id=f"{shard.label}/{relative}", source=shard.path, image_path=str(path),
-                              captions=_captions(caption), metadata=meta))
+                              kind=SYNTHETIC if shard.synthetic else WEB, captions=_captions(caption), metadata=meta))
     return records
 
 

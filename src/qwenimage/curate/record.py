@@ -16,7 +16,7 @@ STAGES = ("s1", "s2", "s3", "s4", "s5", "s6", "s7")
 STAGE_TITLES = {
     "s1": "S1 preprocessing (256p)", "s2": "S2 image quality", "s3": "S3 image-text alignment",
     "s4": "S4 text rendering", "s5": "S5 high resolution (640p)", "s6": "S6 category balance",
-    "s7": "S7 multi-scale (640p + 1328p)",
+    "s7": "S7 multi-scale (256p, 640p, 1328p)",
 }
 CAPTION_SOURCES = ("raw", "recaption", "fused")
 WEB, SYNTHETIC = "web", "synthetic"

@@ -75,6 +75,7 @@ def build_funnel(records: list[Record], reports: dict) -> dict:
         "stage_passed": {str(k): v for k, v in sorted(Counter(r.stage_passed for r in records).items())},
         "languages": dict(Counter(r.labels["language"] for r in final if "language" in r.labels)),
         "caption_sources": dict(Counter(c.source if (c := r.chosen_caption()) else "none" for r in final)),
+        "inputs": reports.get("inputs", {}), "duplicates": reports.get("dedup", {}),
         "categories": reports.get("s6", {}), "multiscale": reports.get("s7", {}),
         "scores": score_summary(score_values(records)),
     }

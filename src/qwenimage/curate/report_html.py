@@ -30,6 +30,7 @@ figure img{max-width:128px;max-height:128px;display:block;border:1px solid #ccd}
 THRESHOLDS = {
     "s2.luma": ("s2", ["min_luma", "max_luma"]), "s2.saturated_fraction": ("s2", ["max_saturated_fraction"]),
     "s2.entropy": ("s2", ["min_entropy"]), "s2.clarity": ("s2", ["min_clarity"]), "s2.noise": ("s2", ["max_noise"]),
+    "s2.flat_fraction": ("s2.graphic", ["min_flat_fraction"]),
     "s3.raw_tokens": ("s3", ["max_caption_tokens"]), "s4.text_area": ("s4", ["max_text_area"]),
     "s4.char_height": ("s4", ["min_char_height"]), "s5.sharpness": ("s5", ["min_sharpness"]),
     "s5.blockiness": ("s5", ["max_blockiness"]), "s5.dark_fraction": ("s5", ["max_dark_fraction"]),
@@ -46,7 +47,10 @@ def _png(figure) -> str:
 
 def _thresholds(key: str, config: CurateConfig) -> list[float]:
     section, names = THRESHOLDS.get(key, ("", []))
-    return [getattr(getattr(config, section), n) for n in names] if section else []
+    node = config
+    for part in section.split(".") if section else []:
+        node = getattr(node, part)
+    return [getattr(node, n) for n in names] if section else []
 
 
 def histograms(values: dict[str, dict[str, list[float]]], stage: str, config: CurateConfig) -> str | None:
@@ -124,16 +128,36 @@ def _funnel_section(data: dict) -> str:
 def _category_section(categories: dict) -> str:
     if not categories:
         return ""
-    if not categories.get("balanced"):
-        return "<h2>Categories (S6)</h2><p>Balancing is off.</p>" + _table(
-            ["category", "supply"], [[k, v] for k, v in categories.get("supply", {}).items()])
-    rows = [[c, categories["supply"].get(c, 0), f"{t:.2f} %", categories["selected"].get(c, 0),
-             f"{categories['output_shares'].get(c, 0):.2f} %", categories["shortfall"].get(c, 0)]
-            for c, t in categories["target_shares"].items()]
-    limit = categories.get("limiting_category")
-    note = f"<p class=muted>Total {categories['total']}; limited by the supply of {html.escape(str(limit))}.</p>"
-    return "<h2>Categories (S6)</h2>" + _table(["category", "supply", "target", "selected", "output share",
-                                                "shortfall"], rows) + note
+    mode = categories.get("mode", "off")
+    achieved = categories.get("achieved_shares", {})
+    names = sorted(set(categories.get("target_shares", {})) | set(categories.get("supply", {})))
+    weights = {c: f"{w:.3f}" for c, w in categories.get("category_weights", {}).items()}
+    extra = {"weights": ("weight", weights),
+             "upsample": ("written", categories.get("written", {})),
+             "downsample": ("selected", categories.get("selected", {}))}.get(mode)
+    headers = ["category", "supply", "target"] + ([extra[0]] if extra else []) + ["achieved share"]
+    rows = [[c, categories.get("supply", {}).get(c, 0), f"{categories.get('target_shares', {}).get(c, 0):.2f} %"]
+            + ([extra[1].get(c, "-")] if extra else []) + [f"{achieved.get(c, 0):.2f} %"] for c in names]
+    note = (f"<p class=muted>Mode <b>{html.escape(mode)}</b>: {categories.get('dropped', 0)} records dropped by "
+            "balancing. Achieved shares are those of the training stream the output gives (sample weights x "
+            "copies).</p>")
+    return "<h2>Categories (S6)</h2>" + _table(headers, rows) + note
+
+
+def _inputs_section(inputs: dict, duplicates: dict) -> str:
+    parts = []
+    skipped = inputs.get("skipped", [])
+    if skipped:
+        rows = [[html.escape(s["path"]), html.escape(s["why"]), s["files"]] for s in skipped]
+        parts.append(f"<h2>Inputs</h2><p class=muted>{len(skipped)} side folders or files ({inputs['skipped_files']}"
+                     " files) were not read:</p>" + _table(["path", "why", "files"], rows))
+    if duplicates.get("duplicates"):
+        rows = [[html.escape(d["id"]), html.escape(d["kept"]), d["reason"], html.escape(d["why"])]
+                for d in duplicates["examples"]]
+        parts.append(f"<h2>Duplicates (S1)</h2><p class=muted>{duplicates['duplicates']} duplicates; the copy kept "
+                     f"won because: {html.escape(str(duplicates['kept_because']))}</p>"
+                     + _table(["duplicate", "kept copy", "reason", "why that copy"], rows))
+    return "".join(parts)
 
 
 def _bucket_section(multiscale: dict) -> str:
@@ -179,6 +203,7 @@ def render_html(data: dict, values: dict, examples: dict, config: CurateConfig) 
             "<div class=cards>" + "".join(f"<div class=card><b>{v}</b>{html.escape(k)}</div>" for k, v in cards)
             + "</div>" + _funnel_section(data)
             + f"<p>Text languages of the final set: {languages}. Caption sources: {sources}.</p>"
+            + _inputs_section(data.get("inputs", {}), data.get("duplicates", {}))
             + _category_section(data["categories"]) + _bucket_section(data["multiscale"])
             + _examples_section(examples)
             + "<h2>Score distributions</h2><p class=muted>Blue: passed that stage; red: rejected there; dashed: "

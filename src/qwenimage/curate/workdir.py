@@ -2,9 +2,8 @@
 
     OUT/run.json                     what produced this folder (config without executor, inputs, version)
     OUT/config.yaml                  the resolved configuration
-    OUT/work/plan.json               the input shards, fixed at the first run
+    OUT/work/plan.json               the input shards (and the skipped side folders), fixed at the first run
     OUT/work/scan/shard-NNNNNN.jsonl records after S1's per-record checks
-    OUT/work/dedup.json              duplicates over all shards
     OUT/work/assess/shard-NNNNNN.jsonl  records after S2-S5 and S6's categories
     OUT/shards/stage-K/part-NNNNNN.tar|parquet  records that passed exactly K stages (K = 7: the final set)
     OUT/records/part-NNNNNN.jsonl    every record's outcome and scores

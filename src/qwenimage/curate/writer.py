@@ -3,6 +3,10 @@ passed (`shards/stage-K/`: a trainer for stage k reads stage-k .. stage-7), as W
 (`key.jpg|png|webp`, `key.txt`, `key.json`) or Parquet; and `records/part-N.jsonl` with every record's
 outcome. Files are byte-identical for the same records (fixed tar metadata, sorted JSON keys).
 
+`key.json`'s `sample_weight` is the record's sampling weight (S6 balance weight x S7 token weight): a
+trainer that samples records in proportion to it sees the target category shares (`qwenimage.train.records`
+reads it as `Record.weight`). With s6.mode=upsample a record may be written several times (`repeat`).
+
 Images are copied as they are when they are upright 8-bit RGB/grey JPEG, PNG or WebP; anything else (CMYK,
 16-bit, alpha, EXIF-rotated, other formats) is converted with the project's RGB policy and re-encoded (PNG
 for lossless sources, JPEG q95 otherwise).
@@ -45,7 +49,8 @@ def sample_json(record: Record) -> dict:
         "text": labels.get("text", ""), "language": labels.get("language"),
         "category": labels.get("category"), "subcategory": labels.get("subcategory"),
         "stage_passed": record.stage_passed, "buckets": labels.get("buckets", {}),
-        "sample_weight": labels.get("sample_weight", 1.0), "size": labels.get("size"),
+        "sample_weight": labels.get("sample_weight", 1.0), "repeat": labels.get("repeat", 1),
+        "size": labels.get("size"),
         "scores": record.scores, "labels": {k: v for k, v in labels.items() if k not in ("text",)},
         "metadata": record.metadata,
         "rejection": None if record.rejection is None else vars(record.rejection),
@@ -80,27 +85,33 @@ def _parquet_bytes(samples: list[tuple[str, dict[str, bytes]]]) -> bytes:
     return buffer.getvalue()
 
 
-def _sample(record: Record, max_pixels: int) -> tuple[str, dict[str, bytes]] | None:
+def _samples(record: Record, max_pixels: int) -> list[tuple[str, dict[str, bytes]]] | None:
+    """The record's output sample, and its extra copies when S6 upsampled it (keys `key-r1`, `key-r2`, ...,
+    json `copy` 1, 2, ...); None when its image cannot be read any more."""
     try:
         image, extension = output_image(record.read_bytes(), max_pixels)
     except (ValueError, OSError):  # the file changed or vanished since it was assessed
         return None
     meta = sample_json(record)
-    return record.key, {extension: image, "txt": meta["caption"].encode("utf-8"),
-                        "json": dumps(meta).encode("utf-8")}
+    samples = []
+    for copy in range(max(1, int(record.labels.get("repeat", 1)))):
+        key = record.key if copy == 0 else f"{record.key}-r{copy}"
+        samples.append((key, {extension: image, "txt": meta["caption"].encode("utf-8"),
+                              "json": dumps({**meta, "copy": copy}).encode("utf-8")}))
+    return samples
 
 
 def write_shard_outputs(out: str | Path, index: int, records: list[Record], config: CurateConfig) -> dict:
-    """Write shard `index`'s output files; returns the number of samples written per stage_passed."""
+    """Write shard `index`'s output files; returns the number of samples (copies included) written per
+    stage_passed."""
     out = Path(out)
     groups: dict[int, list[tuple[str, dict[str, bytes]]]] = {}
     missing = 0
     for record in records:
         if record.stage_passed >= config.output.min_stage:
-            sample = _sample(record, config.s1.max_pixels)
-            missing += sample is None
-            if sample is not None:
-                groups.setdefault(record.stage_passed, []).append(sample)
+            samples = _samples(record, config.s1.max_pixels)
+            missing += samples is None
+            groups.setdefault(record.stage_passed, []).extend(samples or [])
     fmt = config.output.format
     for stage, samples in sorted(groups.items()):
         name = f"part-{index:06d}." + ("tar" if fmt == "webdataset" else "parquet")

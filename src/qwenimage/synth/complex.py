@@ -81,6 +81,7 @@ class ComplexStrategy(StrategyBase):
                                           slot.max_lines)
             text = slot_text(rng, self.corpus, slot.kind, language, capacity)
             face = self._face(rng, faces, style, text)
+            text = self.fonts.as_drawn(face, text)  # capitals where the face forces them
             try:
                 block = self.fit(face, text, box, sizes, _SPACING, slot.max_lines)
                 break
@@ -123,7 +124,8 @@ class ComplexStrategy(StrategyBase):
             image=image, text="\n".join(line.text for line in ordered), caption=caption, strategy=self.name,
             language=language, lines=lines, words=[w for _, _, drawn, _ in filled for w in drawn.words],
             fonts=fonts, colors={role: color.hex for role, color in theme.colors.items()},
-            extra={"template": template.name, "caption_language": caption_language, "slots": slots},
+            extra={"template": template.name, "caption_language": caption_language, "slots": slots,
+                   "capitals_forced": any(self.fonts.forces_capitals(drawn.block.face) for _, _, drawn, _ in filled)},
             texts=[text for _, text, _, _ in filled])
 
 

@@ -44,6 +44,7 @@ class CompositionalStrategy(StrategyBase):
         spacing = float(rng.uniform(1.25, 1.5))
         text = self.corpus.sample(rng, language, length, estimated_capacity(box_w, box_h, floor, spacing, language))
         face = self.pick_face(rng, text, style)
+        text = self.fonts.as_drawn(face, text)  # capitals where the face forces them
         picked = pick_contrasting(rng, surface.tones, [BY_NAME[name] for name in surface.inks])
         if picked is None:
             raise Discard("low_contrast", surface.name_en)
@@ -78,6 +79,7 @@ class CompositionalStrategy(StrategyBase):
             colors={"medium": to_hex(surface.tones[0]), "text": to_hex(rgb)},
             extra={"length": length, "medium": kind.key, "medium_name": surface.name_en, "scene": scene.source,
                    "where": scene.where_en, "font_size": drawn.block.size, "caption_language": caption_language,
+                   "capitals_forced": self.fonts.forces_capitals(face),
                    "medium_quad": [[round(float(x), 1), round(float(y), 1)] for x, y in quad],
                    "line_quads": line_quads, "word_quads": word_quads},
             texts=[text])

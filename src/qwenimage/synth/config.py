@@ -30,6 +30,7 @@ def _default_length_weights() -> dict[str, float]:
 class SynthConfig:
     corpus_files: tuple[str, ...] = ()  # user corpora: .txt (one paragraph a line) or .jsonl ({"text": ...})
     corpus_weight: float = 0.5  # share of texts drawn from the user corpora when there are any
+    sentence_weight: float = 0.5  # share of the other lines and paragraphs taken from real sentences (synth.sentences)
     font_dirs: tuple[str, ...] = ()  # user font folders, searched recursively
     system_fonts: bool = True  # also use the fonts under /usr/share/fonts and friends
     background_dir: str | None = None  # user photos for compositional rendering (searched recursively)
@@ -44,10 +45,16 @@ class SynthConfig:
     rare_char_rate: float = 0.3  # chance per Chinese clause of a word built around a uniformly drawn character
     handwriting_share: float = 0.25  # share of pure/compositional samples in handwriting or kai fonts
     min_font_px: int = 16  # smallest text height in pixels, for a 512-pixel short side (scales with it)
+    exclude_words: tuple[str, ...] = ()  # English words never drawn, as whole words in any case (eval held-out)
+    words: dict = field(default_factory=dict)  # options of the words strategy (synth/words.py: WordsOptions)
 
     def __post_init__(self):
         for name in ("corpus_files", "font_dirs", "caption_languages"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        if isinstance(self.exclude_words, str):
+            raise ValueError(f"SynthConfig.exclude_words = {self.exclude_words!r}: give a list of words")
+        excluded = {word.strip().lower() for word in self.exclude_words if word.strip()}
+        object.__setattr__(self, "exclude_words", tuple(sorted(excluded)))
         lengths = {lang: {cls: tuple(rng) for cls, rng in by_class.items()} for lang, by_class in self.lengths.items()}
         object.__setattr__(self, "lengths", lengths)
         self._validate()
@@ -65,7 +72,7 @@ class SynthConfig:
         bad = set(self.caption_languages) - {"en", "zh"}
         if bad or not self.caption_languages:
             raise ValueError(f"SynthConfig.caption_languages = {self.caption_languages}: use 'en' and/or 'zh'")
-        for name in ("corpus_weight", "rare_char_rate", "handwriting_share", "word_temperature"):
+        for name in ("corpus_weight", "sentence_weight", "rare_char_rate", "handwriting_share", "word_temperature"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SynthConfig.{name} = {getattr(self, name)}: must lie in [0, 1]")
         if self.min_font_px < 6 or self.vocab_size < 100:

@@ -6,7 +6,8 @@
 User corpora: .txt files hold one paragraph per line; .jsonl files one JSON object per line with a "text"
 field. Each paragraph is filed as Chinese when at least 30% of its non-space characters are ideographs, as
 English otherwise. A "line" is cut from a paragraph at a sentence end, a "word" is one English word or a
-run of up to four ideographs.
+run of up to four ideographs. The words of config.exclude_words never appear: they are left out of the English
+vocabulary and cut out of user paragraphs.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 from qwenimage.synth.compose import ChineseComposer, EnglishComposer
 from qwenimage.synth.config import SynthConfig
 from qwenimage.synth.script import is_cjk, read_extra_chars
-from qwenimage.synth.wordlists import chinese_vocabulary, english_vocabulary
+from qwenimage.synth.sentences import SentenceCorpus
+from qwenimage.synth.wordlists import chinese_vocabulary, english_vocabulary, remove_words
 
 _SPACES = re.compile(r"\s+")
 _SENTENCE = re.compile(r"[^。！？!?.]+[。！？!?.]*")
@@ -105,16 +107,19 @@ class UserCorpus:
 
 
 class Corpus:
-    """Built-in composed text plus optional user corpora, mixed by config.corpus_weight."""
+    """User corpora (share config.corpus_weight), real sentences for lines and paragraphs (share
+    config.sentence_weight of the rest, `synth.sentences`), and text composed from word lists."""
 
     def __init__(self, config: SynthConfig):
         self.config = config
         zh_vocab = chinese_vocabulary(config.vocab_size, config.word_temperature,
                                       read_extra_chars(config.extra_chars_file))
-        en_words = english_vocabulary(config.vocab_size, config.word_temperature)
+        self.excluded = frozenset(config.exclude_words)
+        en_words = english_vocabulary(config.vocab_size, config.word_temperature, self.excluded)
         self.chinese = ChineseComposer(zh_vocab, config.rare_char_rate, en_words)
         self.english = EnglishComposer(en_words)
         self.user = UserCorpus.from_files(config.corpus_files)
+        self.sentences = SentenceCorpus.load(self.excluded)
 
     def sample(self, rng: np.random.Generator, language: str, length_class: str, max_chars: int | None = None) -> str:
         """A text in `language` ("zh", "en" or "mixed": Chinese with some English words) of a length class,
@@ -124,7 +129,9 @@ class Corpus:
         span = (min(low, max_chars), min(high, max_chars)) if max_chars else (low, high)
         text = ""
         if self.user.has(base) and rng.random() < self.config.corpus_weight:
-            text = self.user.sample(rng, base, length_class, span)
+            text = remove_words(self.user.sample(rng, base, length_class, span), self.excluded)
+        if not text and length_class != "word" and language != "mixed" and rng.random() < self.config.sentence_weight:
+            text = self.sentences.sample(rng, base, length_class, span)  # real sentences ("" if none fits)
         if not text and base == "en":
             text = self.english.compose(rng, length_class, span)
         elif not text:

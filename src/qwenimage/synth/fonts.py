@@ -8,6 +8,9 @@ A face is one font inside a file (.ttc collections hold several). Its charset (t
 read once with fontTools and cached per face. Regional CJK variants other than simplified Chinese (JP, KR,
 TC, HK, TW), bitmap-like "Sharp" faces, math fonts and very thin weights are skipped: the first draw Chinese
 with foreign glyph shapes, the others render poorly.
+
+Some faces draw lower-case letters as capitals (Humor Sans): `as_drawn(face, text)` gives the text as such a
+face shows it (upper case), so that a sample's text and caption always match its image.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ _HANDWRITING = ("kai", "comic", "dancing", "humor", "script", "hand", "brush", "
 _SERIF = ("serif", "ming", "song", "times", "宋")
 _CJK_PROBE = gb2312_tier(1)[:600]
 _LATIN_PROBE = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,"
+_X_HEIGHT = "acemnorsuvwxz"  # lower-case letters without ascenders or descenders
+CAPITALS_RATIO = 0.9  # x-height / cap height at or above which a face draws lower case as capitals
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,7 @@ class FontLibrary:
         self._fonts: OrderedDict = OrderedDict()
         self._cache_size = cache_size
         self._advances: dict[FontFace, dict[str, float]] = {}
+        self._capitals: dict[FontFace, bool] = {}
 
     @classmethod
     def discover(cls, user_dirs: tuple[str, ...] = (), system: bool = True) -> "FontLibrary":
@@ -170,6 +176,28 @@ class FontLibrary:
                 cache.clear()
             cache[unit] = self.font(face, REFERENCE_SIZE).getlength(unit)
         return cache[unit]
+
+    def forces_capitals(self, face: FontFace) -> bool:
+        """True for a face whose lower-case letters are drawn as capitals (Humor Sans): its x-height letters
+        stand as tall as its capitals (ratio >= CAPITALS_RATIO; real lower case is ~0.7-0.8). Cached."""
+        if face not in self._capitals:
+            font, charset = self.font(face, REFERENCE_SIZE), self._charsets[face]
+            heights = [[font.getbbox(ch)[3] - font.getbbox(ch)[1] for ch in letters if ord(ch) in charset]
+                       for letters in (_X_HEIGHT, _X_HEIGHT.upper())]
+            ratio = np.median(heights[0]) / max(1.0, np.median(heights[1])) if all(heights) else 0.0
+            self._capitals[face] = bool(ratio >= CAPITALS_RATIO)
+        return self._capitals[face]
+
+    def as_drawn(self, face: FontFace, text: str) -> str:
+        """`text` as `face` shows it: upper-cased when the face forces capitals, so that the sample's text and
+        caption match the image; Discard("missing_glyph") if the face lacks an upper-case letter."""
+        if not self.forces_capitals(face) or text.upper() == text:
+            return text
+        drawn = text.upper()
+        missing = self.missing(face, drawn)
+        if missing:
+            raise Discard("missing_glyph", f"{missing!r} (upper case) not in {face.name}")
+        return drawn
 
     def line_extent(self, face: FontFace) -> float:
         """Ascent + descent of the face, in units of the font size."""

@@ -23,6 +23,7 @@ class PureStrategy(StrategyBase):
         length = self.length_class(rng)
         text = self.corpus.sample(rng, language, length)
         face = self.pick_face(rng, text, self.font_style(rng))
+        text = self.fonts.as_drawn(face, text)  # capitals where the face forces them
         background = random_background(rng, width, height)
         picked = pick_contrasting(rng, background.tones)
         if picked is None:
@@ -46,5 +47,6 @@ class PureStrategy(StrategyBase):
             colors={"background": background.hex, "text": to_hex(rgb)},
             extra={"length": length, "background": background.name_en, "font_size": block.size,
                    "align": align, "caption_language": caption_language,
-                   "contrast": round(min_contrast(rgb, background.tones), 2)},
+                   "contrast": round(min_contrast(rgb, background.tones), 2),
+                   "capitals_forced": self.fonts.forces_capitals(face)},
             texts=[text])

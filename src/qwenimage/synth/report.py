@@ -87,11 +87,13 @@ def _coverage(stats: list[ShardStats]) -> dict:
 
 
 def _throughput(stats: list[ShardStats], written: int, run: dict) -> dict:
+    """Samples per core: written samples / CPU seconds of the worker processes (OCR threads included);
+    per second of this run: rendered samples / wall seconds."""
     seconds = {name: round(sum(s.seconds.get(name, 0.0) for s in stats), 3)
-               for name in ("total", "render", "ocr", "encode")}
+               for name in ("total", "cpu", "render", "ocr", "encode")}
     rendered = run["samples_rendered"]
     return {"worker_seconds": seconds,
-            "samples_per_core_second": round(written / seconds["total"], 2) if seconds["total"] else None,
+            "samples_per_core_second": round(written / seconds["cpu"], 2) if seconds["cpu"] else None,
             "this_run_samples_per_second": round(rendered / run["wall_seconds"], 2) if run["wall_seconds"] else None}
 
 
@@ -112,7 +114,7 @@ def format_summary(summary: dict) -> str:
     lines.append(f"captions quoting the exact text: {quoting['count']}/{quoting['of']}")
     lines.append(f"distinct characters: {json.dumps(summary['characters'], ensure_ascii=False)}")
     speed = summary["throughput"]
-    lines.append(f"speed: {speed['samples_per_core_second']} samples/s per core; "
+    lines.append(f"speed: {speed['samples_per_core_second']} samples/s per core (CPU time); "
                  f"this run {speed['this_run_samples_per_second']} samples/s")
     return "\n".join(lines)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 
@@ -17,6 +18,7 @@ import numpy as np
 from qwenimage.synth.script import gb2312_tier
 
 _EN_WORD = re.compile(r"^[a-z][a-z']*[a-z]$|^[ai]$")
+_LATIN_RUN = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*")
 _MAX_ZH_WORD = 6
 
 
@@ -92,6 +94,31 @@ def chinese_vocabulary(vocab_size: int, temperature: float, extra_chars: str = "
 
 
 @functools.cache
-def english_vocabulary(vocab_size: int, temperature: float) -> WordList:
-    top = english_words()[:vocab_size]
+def english_vocabulary(vocab_size: int, temperature: float, exclude: frozenset[str] = frozenset()) -> WordList:
+    """The `vocab_size` most frequent English words that are not in `exclude` (lower case), tempered."""
+    top = [(w, f) for w, f in english_words() if not find_words(w, exclude)][:vocab_size]
     return WordList([w for w, _ in top], _tempered([f for _, f in top], temperature))
+
+
+def _latin_runs(text: str) -> list[re.Match]:
+    return list(_LATIN_RUN.finditer(unicodedata.normalize("NFKC", text)))
+
+
+def _is_excluded(run: str, exclude: frozenset[str] | set[str]) -> bool:
+    low = run.lower()
+    return low in exclude or any(part in exclude for part in low.split("'"))
+
+
+def find_words(text: str, exclude: frozenset[str] | set[str]) -> list[str]:
+    """The Latin words of `text` (NFKC, any case; "don't" is checked whole and as "don" and "t") in `exclude`."""
+    if not exclude:
+        return []
+    return [m.group().lower() for m in _latin_runs(text) if _is_excluded(m.group(), exclude)]
+
+
+def remove_words(text: str, exclude: frozenset[str] | set[str]) -> str:
+    """`text` without the words of `exclude` (as find_words sees them, full-width letters aside), spaces collapsed."""
+    if not exclude or not find_words(text, exclude):
+        return text
+    kept = _LATIN_RUN.sub(lambda m: "" if _is_excluded(m.group(), exclude) else m.group(), text)
+    return re.sub(r" {2,}", " ", re.sub(r" +([,.;:!?])", r"\1", kept)).strip()

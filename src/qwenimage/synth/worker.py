@@ -1,5 +1,9 @@
 """Rendering one shard: sample plans -> strategy renders (with retries) -> OCR check -> shard + stats.
 
+The OCR check compares the rendered text with what OCR reads, letter case included, except for samples
+drawn in a face that shows every letter as a capital (`extra["capitals_forced"]`). Each shard records its
+wall time and the CPU time of its process (`seconds["cpu"]`), from which rates per core are computed.
+
 One `ShardRenderer` lives in each worker process: the strategies (and the OCR engine) are built once and
 reused for every shard the process is given. `render_shard` is the whole unit of work, the same for the
 in-process, multiprocessing and Ray executors.
@@ -10,7 +14,9 @@ from __future__ import annotations
 import importlib
 import io
 import logging
+import re
 import time
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -76,7 +82,7 @@ class ShardStats:
     ocr_kept: dict[str, list[float]] = field(default_factory=dict)  # strategy -> scores of written samples
     ocr_all: dict[str, list[float]] = field(default_factory=dict)  # strategy -> scores of every OCR read
     characters: dict[str, str] = field(default_factory=dict)  # language -> distinct characters written
-    seconds: dict[str, float] = field(default_factory=dict)  # total, render, ocr, encode
+    seconds: dict[str, float] = field(default_factory=dict)  # total (wall), cpu, render, ocr, encode
 
     def count(self, table: dict, key: str, n: int = 1) -> None:
         table[key] = table.get(key, 0) + n
@@ -98,7 +104,7 @@ class ShardRenderer:
 
     def render_shard(self, out: Path, shard: int, on_sample: Callable[[int], None] | None = None) -> ShardStats:
         """Render shard `shard` of the job into `out` (temp file, then rename); returns its stats."""
-        job, started = self.job, time.perf_counter()
+        job, started, cpu = self.job, time.perf_counter(), time.process_time()
         stats = ShardStats(shard, seconds={"render": 0.0, "ocr": 0.0, "encode": 0.0})
         chars: dict[str, set[str]] = {}
         writer = ShardWriter(shard_path(out, shard, job.format), job.format)
@@ -112,6 +118,7 @@ class ShardRenderer:
                     on_sample(1)
             stats.characters = {lang: "".join(sorted(c)) for lang, c in sorted(chars.items())}
             stats.seconds["total"] = time.perf_counter() - started
+            stats.seconds["cpu"] = time.process_time() - cpu  # this process's CPU time, OCR threads included
             write_json_atomic(stats_path(out, shard), stats.to_json())
             writer.commit()  # the shard file appears last: it marks the shard complete
         except BaseException:
@@ -159,16 +166,15 @@ class ShardRenderer:
             stats.seconds["render"] += time.perf_counter() - started
 
     def _verify(self, sample, strategy: str, stats: ShardStats) -> dict:
-        from qwenimage.ocr import text_agreement
-
         started = time.perf_counter()
         result = ocr_engine().read(sample.image)
-        score = round(text_agreement(sample.text, result.text), 4)
+        case_sensitive = not sample.extra.get("capitals_forced", False)
+        score = round(agreement(sample.text, result.text, case_sensitive), 4)
         stats.verified += 1
         stats.ocr_all.setdefault(strategy, []).append(score)
         stats.seconds["ocr"] += time.perf_counter() - started
-        return {**result.to_json(), "score": score, "threshold": self.job.ocr_threshold,
-                "passed": score >= self.job.ocr_threshold}
+        return {**result.to_json(), "score": score, "case_sensitive": case_sensitive,
+                "threshold": self.job.ocr_threshold, "passed": score >= self.job.ocr_threshold}
 
     def _tally(self, sample, plan, ocr: dict | None, stats: ShardStats, chars: dict[str, set[str]]) -> None:
         stats.count(stats.by_strategy, plan.strategy)
@@ -186,6 +192,17 @@ class ShardRenderer:
         files = {"png": png.getvalue(), "json": dumps_json(record), "txt": sample.caption.encode("utf-8")}
         stats.seconds["encode"] += time.perf_counter() - started
         return files
+
+
+def agreement(expected: str, recognized: str, case_sensitive: bool = True) -> float:
+    """1 - NED between the texts after NFKC and without whitespace (OCR drops spaces between CJK runs);
+    letter case counts unless `case_sensitive` is False (a face that draws every letter as a capital)."""
+    from qwenimage.ocr import normalized_edit_distance, text_agreement
+
+    if not case_sensitive:
+        return text_agreement(expected, recognized)
+    plain = [re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)) for text in (expected, recognized)]
+    return 1.0 - normalized_edit_distance(*plain)
 
 
 _OCR = []  # the process's OCR engine (its models load once, on first use)

@@ -1,6 +1,7 @@
 """S4 text rendering: the English / Chinese / other / no-text split, dense-text and small-character
 filters. Synthetic text shards enter the pipeline here (they skipped S1-S3), with their own text and line
-boxes, so they need no OCR.
+boxes, so they need no OCR, and their paragraphs are dense on purpose: the dense-text filter leaves them
+alone unless s4.synthetic_dense_text is set.
 
 Reasons: language (in s4.drop_languages), dense_text, small_text.
 """
@@ -43,7 +44,7 @@ class S4Text(Stage):
                 return
             lines = self.reader.read_lines(rgb) if boxes else []
             found = lines, "\n".join(line.text for line in lines), width, height
-        elif self._dense(record, found[0], found[2], found[3]):
+        elif self._dense(record, found[0], found[2], found[3], enforce=self.config.synthetic_dense_text):
             return
         lines, text, width, height = found
         language = classify_language(text)
@@ -52,12 +53,13 @@ class S4Text(Stage):
         if not self._small(record, lines, width, height) and language in self.config.drop_languages:
             record.reject(self.name, "language", f"{language} text is dropped (s4.drop_languages)")
 
-    def _dense(self, record: Record, boxes: list[TextLine], width: int, height: int) -> bool:
-        """Reject text covering too much of the image or in too many lines (detected boxes). True if rejected."""
+    def _dense(self, record: Record, boxes: list[TextLine], width: int, height: int, enforce: bool = True) -> bool:
+        """Reject text covering too much of the image or in too many lines (detected boxes), when `enforce`
+        (synthetic paragraphs are dense on purpose: s4.synthetic_dense_text). True if rejected."""
         measured = layout(boxes, width, height)
         record.score(self.name, text_boxes=measured.lines, text_area=round(measured.area_fraction, 4))
         cfg = self.config
-        if measured.area_fraction > cfg.max_text_area or measured.lines > cfg.max_text_lines:
+        if enforce and (measured.area_fraction > cfg.max_text_area or measured.lines > cfg.max_text_lines):
             record.reject(self.name, "dense_text", f"{measured.lines} text lines covering "
                                                    f"{measured.area_fraction:.0%} of the image")
         return not record.kept

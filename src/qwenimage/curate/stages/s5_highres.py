@@ -1,7 +1,12 @@
-"""S5 high resolution (640p): resolution, blur, JPEG compression artifacts, exposure, abnormal elements
+"""S5 high resolution (640p): resolution tier, blur, JPEG compression artifacts, exposure, abnormal elements
 (QR codes, barcodes, watermarks), aesthetics.
 
-Reasons, in order: low_resolution, blurry, compression_artifacts, underexposed, overexposed, qr_code,
+S5 belongs to the high-resolution training stage (the report trains 256 -> 640 -> 1328): an image below the
+640p tier (`s5.min_pixels`) is not rejected, it is labelled `high_resolution: false`, keeps the lower tiers
+of S7 and skips the checks made at 640p (blur). Graphics (`labels["look"]`, see `curate.looks`) skip the
+exposure checks unless s5.judge_graphic_exposure: their white or black backgrounds are chosen.
+
+Reasons, in order: blurry (640p tier only), compression_artifacts, underexposed, overexposed, qr_code,
 barcode, abnormal_element, watermark (captioner list or classifier hook), low_aesthetic (hook).
 """
 
@@ -14,6 +19,7 @@ from qwenimage.curate import metrics
 from qwenimage.curate.config import CurateConfig
 from qwenimage.curate.decode import resize_to_area
 from qwenimage.curate.hooks import Scorer
+from qwenimage.curate.looks import GRAPHIC, PHOTO, declared_look
 from qwenimage.curate.record import Record
 from qwenimage.curate.stages.base import Stage, pixels, scored_in_batch
 
@@ -54,15 +60,20 @@ def _plausible_square(corners: np.ndarray) -> bool:
                 and cv2.isContourConvex(corners.astype(np.float32).reshape(-1, 1, 2)))
 
 
-def first_failure(scores: dict, captioner: dict, cfg) -> tuple[str, str] | None:
-    """The first S5 check that fails, as (reason, detail), in the documented order."""
+def first_failure(scores: dict, captioner: dict, cfg, high_resolution: bool = True,
+                  exposure: bool = True) -> tuple[str, str] | None:
+    """The first S5 check that fails, as (reason, detail), in the documented order; the blur check only for
+    images of the 640p tier, the exposure checks only when `exposure`."""
     watermarks = captioner.get("Watermark List") or []
     checks = [
-        ("blurry", scores["sharpness"] < cfg.min_sharpness, f"sharpness {scores['sharpness']:.1f} at 640p"),
+        ("blurry", high_resolution and scores["sharpness"] < cfg.min_sharpness,
+         f"sharpness {scores['sharpness']:.1f} at 640p"),
         ("compression_artifacts", scores.get("blockiness", 0.0) > cfg.max_blockiness,
          f"blockiness {scores.get('blockiness', 0.0):.2f} > {cfg.max_blockiness}"),
-        ("underexposed", scores["dark_fraction"] > cfg.max_dark_fraction, f"{scores['dark_fraction']:.0%} black"),
-        ("overexposed", scores["bright_fraction"] > cfg.max_bright_fraction, f"{scores['bright_fraction']:.0%} white"),
+        ("underexposed", exposure and scores["dark_fraction"] > cfg.max_dark_fraction,
+         f"{scores['dark_fraction']:.0%} black"),
+        ("overexposed", exposure and scores["bright_fraction"] > cfg.max_bright_fraction,
+         f"{scores['bright_fraction']:.0%} white"),
         ("qr_code", cfg.reject_qr_codes and scores["qr_code"], "QR code detected"),
         ("barcode", cfg.reject_barcodes and scores["barcode"], "barcode detected"),
         ("abnormal_element", cfg.reject_abnormal_elements and captioner.get("Abnormal Element") == "yes",
@@ -76,7 +87,7 @@ class S5HighRes(Stage):
     name = "s5"
 
     def __init__(self, config: CurateConfig):
-        self.config, self.max_pixels = config.s5, config.s1.max_pixels
+        self.config, self.max_pixels, self.graphic = config.s5, config.s1.max_pixels, config.s2.graphic
         self.codes = CodeDetector()
         self.aesthetic, self.watermark = Scorer(self.config.aesthetic), Scorer(self.config.watermark)
 
@@ -89,10 +100,9 @@ class S5HighRes(Stage):
 
     def process_one(self, record: Record) -> None:
         image = pixels(record, self.max_pixels)
-        if image.width * image.height < self.config.min_pixels:
-            size = f"{image.width}x{image.height}"
-            record.reject(self.name, "low_resolution", f"{size} < {self.config.min_pixels} pixels")
-            return
+        high_resolution = image.width * image.height >= self.config.min_pixels
+        record.labels["high_resolution"] = high_resolution
+        look = record.labels.setdefault("look", declared_look(record, self.graphic) or PHOTO)
         view = resize_to_area(image.rgb, self.config.analysis_resolution)  # [h, w, 3], about 640^2 pixels
         grey = metrics.grey(view)
         dark, bright = metrics.clipped_fractions(grey)
@@ -103,7 +113,8 @@ class S5HighRes(Stage):
             native = metrics.center_crop(metrics.grey(image.rgb), BLOCKINESS_CROP)
             scores["blockiness"] = round(metrics.blockiness(native), 4)
         record.score(self.name, **scores)
-        failure = first_failure(scores, record.labels.get("captioner") or {}, self.config)
+        exposure = look != GRAPHIC or self.config.judge_graphic_exposure
+        failure = first_failure(scores, record.labels.get("captioner") or {}, self.config, high_resolution, exposure)
         if failure:
             record.reject(self.name, *failure)
 

@@ -3,14 +3,20 @@ to the target shares (Nature 55 / Design 27.41 / People 13.21 / Synthetic 5 by d
 
 Category evidence, first that applies: the input's own `category` field; synthetic shards; the captioner's
 Image Type / Style; the classifier hook's top label; a detected face (People); text covering enough of the
-image (Design); keywords of the caption; otherwise Nature. Records dropped by the resampling are rejected
-with reason balance_downsampled (they stay usable for the S1-S5 training stages).
+image (Design); keywords of the caption; otherwise Nature.
+
+Balancing (`s6.mode`): `weights` (default) keeps every record and gives each a sampling weight so that the
+training stream has the target shares (`sample_weight` in the output json, times S7's token weight);
+`upsample` writes records of scarce categories several times (at most s6.max_upsample) and drops none;
+`downsample` rejects records of abundant categories with reason balance_downsampled (they stay usable for
+the S1-S5 training stages); `off` leaves the shares as they come. The report gives the achieved shares.
 """
 
 from __future__ import annotations
 
 from qwenimage.curate import taxonomy
-from qwenimage.curate.balance import category_quotas, stable_rank
+from qwenimage.curate.balance import (category_quotas, category_weights, shares_percent, spread_copies,
+                                      stable_rank, upsample_counts)
 from qwenimage.curate.config import CurateConfig
 from qwenimage.curate.faces import FaceDetector
 from qwenimage.curate.hooks import ImageClassifier
@@ -79,24 +85,64 @@ def _from_text(text: str) -> tuple[str, str | None] | None:
 
 
 def balance(records: list[Record], config: CurateConfig) -> dict:
-    """Resample the records still kept (after S5) to the target shares, in place; returns the S6 report."""
+    """Balance the records still kept (after S5) by `s6.mode`, in place; returns the S6 report. Each kept
+    record gets `labels["balance_weight"]` (weights mode; 1 otherwise) and `labels["repeat"]` (copies to
+    write: upsample mode; 1 otherwise)."""
     cfg = config.s6
-    kept = [r for r in records if r.kept]
     by_category: dict[str, list[Record]] = {}
-    for record in kept:
+    for record in (r for r in records if r.kept):
         by_category.setdefault(record.labels.get("category", "Nature"), []).append(record)
     supply = {c: len(rs) for c, rs in sorted(by_category.items())}
-    if not cfg.balance:
-        return {"supply": supply, "balanced": False}
-    quotas = category_quotas(supply, cfg.shares, cfg.max_upsample, cfg.total)
+    total = sum(cfg.shares.values())
+    report = {"mode": cfg.mode, "supply": supply,
+              "target_shares": {c: round(100 * s / total, 2) for c, s in cfg.shares.items()}}
+    for members in by_category.values():
+        for record in members:
+            record.labels.update(balance_weight=1.0, repeat=1)
+    modes = {"weights": _weights, "upsample": _upsample, "downsample": _downsample}
+    if cfg.mode in modes:
+        report.update(modes[cfg.mode](by_category, supply, cfg))
+    report["dropped"] = sum(not r.kept for members in by_category.values() for r in members)
+    return report
+
+
+def _weights(by_category: dict[str, list[Record]], supply: dict[str, int], cfg) -> dict:
+    """Keep every record; weight each so that the weighted category shares are the targets."""
+    weights = category_weights(supply, cfg.shares)
     for category, members in by_category.items():
-        wanted = quotas.counts.get(category, 0)
-        ordered = sorted(members, key=lambda r: stable_rank(r.id, cfg.seed))
-        chosen = min(wanted, len(members))
-        for record in ordered[:chosen]:
-            record.labels["balance_weight"] = round(wanted / chosen, 4) if chosen else 1.0
-        for record in ordered[chosen:]:
+        for record in members:
+            record.labels["balance_weight"] = round(weights[category], 6)
+    return {"category_weights": {c: round(w, 6) for c, w in weights.items()}}
+
+
+def _upsample(by_category: dict[str, list[Record]], supply: dict[str, int], cfg) -> dict:
+    """Keep every record; write those of scarce categories several times (s6.max_upsample at most)."""
+    counts = upsample_counts(supply, cfg.shares, cfg.max_upsample)
+    for category, members in by_category.items():
+        copies = spread_copies([r.id for r in members], counts[category], cfg.seed)
+        for record in members:
+            record.labels["repeat"] = copies[record.id]
+    return {"written": counts}
+
+
+def _downsample(by_category: dict[str, list[Record]], supply: dict[str, int], cfg) -> dict:
+    """Keep as many records per category as the target shares allow (nothing repeats); reject the rest."""
+    quotas = category_quotas(supply, cfg.shares, 1.0, cfg.total)
+    for category, members in by_category.items():
+        chosen = min(quotas.counts.get(category, 0), len(members))
+        for record in sorted(members, key=lambda r: stable_rank(r.id, cfg.seed))[chosen:]:
             record.reject("s6", "balance_downsampled", f"{category}: {chosen} of {len(members)} kept for the "
                                                         f"target share")
     total = sum(cfg.shares.values())
-    return {"balanced": True, **quotas.to_json(supply, {c: round(100 * s / total, 2) for c, s in cfg.shares.items()})}
+    return quotas.to_json(supply, {c: round(100 * s / total, 2) for c, s in cfg.shares.items()})
+
+
+def achieved_shares(records: list[Record]) -> dict[str, float]:
+    """Category shares (percent) of the training stream the output gives: each kept record counts its
+    sample weight times its copies."""
+    amounts: dict[str, float] = {}
+    for record in (r for r in records if r.kept):
+        category = record.labels.get("category", "Nature")
+        amounts[category] = amounts.get(category, 0.0) + record.labels.get("sample_weight", 1.0) * \
+            record.labels.get("repeat", 1)
+    return shares_percent(amounts)

@@ -1,4 +1,4 @@
-"""S7 multi-scale (640p + 1328p jointly): an aspect bucket per tier the image is large enough for, a
+"""S7 multi-scale (the 256p, 640p and 1328p tiers jointly): an aspect bucket per tier the image fills, a
 hierarchical balance of the top tier (category shares, then subcategories evenly, best-ranked records
 first), and token-frequency sampling weights for text-bearing records.
 
@@ -27,13 +27,16 @@ def rank_value(record: Record, rank_by: list[str]) -> float:
 
 
 def assign_buckets(records: list[Record], config: CurateConfig) -> None:
-    """labels['buckets'] = {tier: [w, h]} for every tier the image fills (the lowest tier at least)."""
+    """labels['buckets'] = {tier: [w, h]} for every tier the image fills (the lowest tier at least); an
+    image S5 found below its high-resolution floor gets no tier at or above that floor."""
     cfg = config.s7
     tiers = sorted(cfg.tiers)
     buckets = {tier: tier_buckets(tier, config.s1.aspect_ratios, cfg.bucket_multiple) for tier in tiers}
     for record in records:
         width, height = record.labels["size"]
-        fits = [t for t in tiers if eligible(width, height, t, cfg.min_area_fraction)] or tiers[:1]
+        low = record.labels.get("high_resolution") is False
+        fits = [t for t in tiers if eligible(width, height, t, cfg.min_area_fraction)
+                and not (low and cfg.min_area_fraction * t * t >= config.s5.min_pixels)] or tiers[:1]
         record.labels["buckets"] = {str(t): list(nearest_bucket(width, height, buckets[t])[1]) for t in fits}
 
 

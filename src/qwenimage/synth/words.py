@@ -1,0 +1,178 @@
+"""Strategy 4, words: one word or a short phrase, large and legible, on a plain background, with a caption that
+asks for exactly that text. The data of the small model's curriculum (one font and a fixed layout -> size and
+position jitter -> fonts and colours -> phrases and Chinese), chosen by `SynthConfig.words` options:
+
+    SynthConfig(words={"fonts": ["DejaVu Sans Bold"], "jitter": 0.0, "colors": False})   # stage 1
+    SynthConfig(words={"jitter": 1.0, "colors": True, "phrase_share": 0.3})              # later stages
+
+Words come from the English / Chinese vocabularies (wordfreq) minus `exclude_words` (a file of words, or
+"suite:NAME" for an evaluation suite's held-out list), so a model trained on them is measured on words it never
+saw. English words keep the case the caption quotes (lower, Capitalised or UPPER).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, fields
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from qwenimage.synth.backgrounds import random_background, solid
+from qwenimage.synth.base import StrategyBase
+from qwenimage.synth.colors import BY_NAME, min_contrast, pick_contrasting, to_hex
+from qwenimage.synth.sample import Discard, SynthSample, TextBox
+from qwenimage.synth.wordlists import chinese_vocabulary, english_words, WordList
+
+# Captions: the same phrasing as the evaluation suites' prompts (a scene that carries the quoted text).
+EN_CAPTIONS = ('a sign that says "{}"', 'a shop sign that says "{}"', 'the word "{}"', 'a poster with the text "{}"',
+               'a label that reads "{}"', 'a card with "{}" written on it', 'a banner reading "{}"',
+               'text "{}" on a plain background', 'a sticker that says "{}"', 'a title that reads "{}"')
+ZH_CAPTIONS = ('写着"{}"的招牌', '一张写有"{}"的海报', '文字"{}"', '标签上写着"{}"', 'a sign that says "{}"',
+               'the text "{}"')
+_EN_WORD = re.compile(r"^[a-z]{2,12}$")
+
+
+@dataclass(frozen=True)
+class WordsOptions:
+    fonts: tuple[str, ...] = ()  # "Family Style" names to draw with; empty: any non-handwriting face
+    jitter: float = 1.0  # 0: centred at a fixed size; 1: size 0.55-1.0 of the largest and any position
+    colors: bool = True  # False: black on white
+    phrase_share: float = 0.0  # share of 2-3 word phrases (English) / 2-4 character words (Chinese)
+    case_share: float = 0.2  # share of Capitalised or UPPER English words
+    max_chars: int = 12  # longest text (characters, spaces included)
+    vocab_size: int = 30000  # most frequent words kept
+    temperature: float = 0.3  # word probability ~ frequency ** temperature
+    exclude_words: str = "suite:en-words"  # a word file or suite:NAME; "" keeps every word
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "WordsOptions":
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown words options {unknown}; known: {sorted(known)}")
+        if "fonts" in values:
+            values["fonts"] = tuple(values["fonts"])
+        options = cls(**values)
+        if not 0 <= options.jitter <= 1 or not 0 <= options.phrase_share <= 1 or not 0 <= options.case_share <= 1:
+            raise ValueError(f"words options: jitter, phrase_share and case_share must lie in [0, 1], got {values}")
+        return options
+
+
+def read_word_set(spec: str) -> frozenset[str]:
+    """Lower-case words to leave out: a word file or an evaluation suite's held-out list ("suite:en-words")."""
+    if not spec:
+        return frozenset()
+    from qwenimage.eval.suites import heldout_words
+
+    return frozenset(heldout_words(spec))
+
+
+@functools.cache
+def english_word_list(vocab_size: int, temperature: float, exclude: frozenset[str]) -> WordList:
+    kept = [(w, f) for w, f in english_words() if _EN_WORD.match(w) and w not in exclude][:vocab_size]
+    weights = np.asarray([f for _, f in kept]) ** temperature
+    return WordList([w for w, _ in kept], weights / weights.sum())
+
+
+class WordsStrategy(StrategyBase):
+    name = "words"
+
+    @property
+    def options(self) -> WordsOptions:
+        return WordsOptions.from_dict(self.config.words)
+
+    def text(self, rng: np.random.Generator, language: str, options: WordsOptions) -> str:
+        if language == "zh":
+            vocab = chinese_vocabulary(self.config.vocab_size, options.temperature)
+            for _ in range(20):
+                word = vocab.words.sample(rng)
+                if (len(word) <= 2 or rng.random() < options.phrase_share) and len(word) <= options.max_chars:
+                    return word
+            return word[:2]
+        excluded = read_word_set(options.exclude_words) | frozenset(self.config.exclude_words)  # + --exclude-words
+        words = english_word_list(options.vocab_size, options.temperature, excluded)
+        count = 1 + int(rng.integers(1, 3)) if rng.random() < options.phrase_share else 1
+        for _ in range(20):
+            text = " ".join(words.sample_many(rng, count))
+            if len(text) <= options.max_chars:
+                break
+        else:
+            text = words.sample(rng)[: options.max_chars]
+        if rng.random() < options.case_share:
+            text = text.upper() if rng.random() < 0.4 else text[:1].upper() + text[1:]
+        return text
+
+    def face(self, rng: np.random.Generator, text: str, options: WordsOptions):
+        if options.fonts:
+            faces = [f for f in self.fonts.faces if f.name in options.fonts and not self.fonts.missing(f, text)]
+            if not faces:
+                raise Discard("missing_glyph", f"none of the fonts {list(options.fonts)} covers {text!r}")
+            return faces[int(rng.integers(len(faces)))]
+        return self.pick_face(rng, text, ("sans", "serif", "bold")[int(rng.integers(3))])
+
+    def render(self, rng: np.random.Generator, width: int, height: int, language: str) -> SynthSample:
+        options = self.options
+        if language == "mixed":  # an English word and a Chinese one, side by side
+            text = f"{self.text(rng, 'en', options)} {self.text(rng, 'zh', options)[:2]}"
+        else:
+            language = "zh" if language == "zh" else "en"
+            text = self.text(rng, language, options)
+        face = self.face(rng, text, options)
+        if options.colors:
+            background = random_background(rng, width, height)
+            picked = pick_contrasting(rng, background.tones)
+            if picked is None:
+                raise Discard("low_contrast", background.name_en)
+            color, rgb = picked
+        else:
+            background, color = solid(rng, width, height, BY_NAME["white"]), BY_NAME["black"]
+            rgb = color.rgb
+        image = Image.fromarray(background.image)
+        box = self._draw(ImageDraw.Draw(image), rng, face, text, width, height, rgb, options.jitter)
+        caption = str(rng.choice(ZH_CAPTIONS if language == "zh" else EN_CAPTIONS)).format(text)
+        line = TextBox(text, box)
+        words = [line] if language == "zh" else self._word_boxes(text, box, face)
+        return SynthSample(
+            image=image, text=text, caption=caption, strategy=self.name, language=language, lines=[line],
+            words=words, fonts=[face.name], colors={"background": background.hex, "text": to_hex(rgb)},
+            extra={"background": background.name_en, "text_color": color.en, "jitter": options.jitter,
+                   "contrast": round(min_contrast(rgb, background.tones), 2)},
+            texts=[text])
+
+    def _draw(self, draw: ImageDraw.ImageDraw, rng: np.random.Generator, face, text: str, width: int, height: int,
+              rgb, jitter: float) -> tuple[int, int, int, int]:
+        """Draw `text` on one line; returns its pixel box. Size: the largest that fits 84% of the width and 40%
+        of the height, scaled down by up to 45% with jitter; position: centred, moved anywhere with jitter."""
+        reference = self.fonts.font(face, 100)
+        x0, y0, x1, y1 = reference.getbbox(text)
+        scale = min(0.84 * width / max(1, x1 - x0), 0.4 * height / max(1, y1 - y0))
+        size = max(6, int(100 * scale * (1.0 - 0.45 * jitter * rng.random())))
+        font = self.fonts.font(face, size)
+        x0, y0, x1, y1 = font.getbbox(text)
+        free_x, free_y = width - (x1 - x0), height - (y1 - y0)
+        if free_x < 2 or free_y < 2:
+            raise Discard("text_too_long", f"{text!r} does not fit {width}x{height}")
+        px = free_x / 2 + (rng.random() - 0.5) * jitter * (free_x - 4)
+        py = free_y / 2 + (rng.random() - 0.5) * jitter * (free_y - 4)
+        left, top = int(round(px - x0)), int(round(py - y0))
+        draw.text((left, top), text, font=font, fill=tuple(rgb))
+        return (left + x0, top + y0, left + x1, top + y1)
+
+    def _word_boxes(self, text: str, box: tuple[int, int, int, int], face) -> list[TextBox]:
+        """Word boxes of a one-line Latin text: the line box cut in proportion to advance widths."""
+        parts = text.split(" ")
+        if len(parts) == 1:
+            return [TextBox(text, box)]
+        total = max(1.0, self.fonts.advance(face, text))
+        out, x = [], float(box[0])
+        for i, part in enumerate(parts):
+            start = x
+            x += (box[2] - box[0]) * self.fonts.advance(face, part) / total
+            out.append(TextBox(part, (int(start), box[1], int(round(x)), box[3])))
+            if i < len(parts) - 1:
+                x += (box[2] - box[0]) * self.fonts.advance(face, " ") / total
+        return out
+

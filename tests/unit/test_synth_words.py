@@ -1,0 +1,69 @@
+"""The words strategy: held-out words never drawn, case kept in captions, fonts and layout options honoured."""
+
+import re
+
+import numpy as np
+import pytest
+
+from qwenimage.eval.suites import heldout_words
+from qwenimage.synth import SynthConfig
+from qwenimage.synth.strategies import build_strategy
+from qwenimage.synth.words import WordsOptions
+
+
+def strategy(**words):
+    return build_strategy("words", SynthConfig(words=words))
+
+
+def test_held_out_words_are_never_drawn_or_captioned():
+    held = heldout_words("en-words")
+    words = strategy(exclude_words="suite:en-words", phrase_share=0.5, temperature=0.0, vocab_size=3000)
+    for seed in range(150):
+        sample = words.render(np.random.default_rng(seed), 128, 128, "en")
+        tokens = set(re.findall(r"[a-z]+", (sample.text + " " + sample.caption).lower()))
+        assert not tokens & held, (seed, sample.text, tokens & held)
+
+
+def test_without_exclusion_the_same_vocabulary_holds_held_out_words():
+    """The test above could fail: held-out words are common words the unfiltered vocabulary draws."""
+    from qwenimage.synth.words import english_word_list, read_word_set
+
+    everything = set(english_word_list(3000, 0.0, frozenset()).words)
+    filtered = set(english_word_list(3000, 0.0, read_word_set("suite:en-words")).words)
+    assert everything & heldout_words("en-words") and not filtered & heldout_words("en-words")
+
+
+def test_caption_quotes_the_text_with_its_case():
+    words = strategy(case_share=1.0)
+    cased = 0
+    for seed in range(20):
+        sample = words.render(np.random.default_rng(seed), 128, 128, "en")
+        assert f'"{sample.text}"' in sample.caption
+        cased += sample.text != sample.text.lower()
+    assert cased == 20
+
+
+def test_stage_one_layout_is_one_font_centred_black_on_white():
+    words = strategy(fonts=["DejaVu Sans Bold"], jitter=0.0, colors=False)
+    for seed in range(5):
+        sample = words.render(np.random.default_rng(seed), 128, 128, "en")
+        assert sample.fonts == ["DejaVu Sans Bold"]
+        x0, y0, x1, y1 = sample.lines[0].box
+        assert abs((x0 + x1) / 2 - 64) <= 2 and abs((y0 + y1) / 2 - 64) <= 2
+        pixels = np.asarray(sample.image)
+        assert pixels[0, 0].min() > 240 and pixels.min() < 40  # white paper, black ink
+
+
+def test_chinese_and_mixed_texts():
+    words = strategy()
+    zh = words.render(np.random.default_rng(1), 128, 128, "zh")
+    assert zh.language == "zh" and all("\u4e00" <= ch <= "\u9fff" for ch in zh.text)
+    mixed = words.render(np.random.default_rng(2), 128, 128, "mixed")
+    assert re.search(r"[A-Za-z]", mixed.text) and re.search(r"[\u4e00-\u9fff]", mixed.text)
+
+
+def test_bad_options_name_the_problem():
+    with pytest.raises(ValueError, match="unknown words options"):
+        WordsOptions.from_dict({"jiter": 1})
+    with pytest.raises(ValueError, match="jitter"):
+        WordsOptions.from_dict({"jitter": 2})
