@@ -53,13 +53,26 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def set_dotted(tree: dict, key: str, value: Any) -> None:
+    """Set `a.b.c` in a nested mapping; a number indexes a list (`stages.0.steps=200`)."""
     *parents, leaf = key.split(".")
+    node: Any = tree
     for part in parents:
-        node = tree.setdefault(part, {})
-        if not isinstance(node, dict):
+        if isinstance(node, list):
+            node = node[_list_index(node, part, key)]
+        else:
+            node = node.setdefault(part, {})
+        if not isinstance(node, (dict, list)):
             raise ConfigError(f"override {key!r}: {part!r} is a value, not a section")
-        tree = node
-    tree[leaf] = value
+    if isinstance(node, list):
+        node[_list_index(node, leaf, key)] = value
+    else:
+        node[leaf] = value
+
+
+def _list_index(items: list, part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(items):
+        raise ConfigError(f"override {key!r}: {part!r} is not an index of a list of {len(items)} entries")
+    return int(part)
 
 
 def from_dict(cls: type[C], raw: dict[str, Any], prefix: str) -> C:

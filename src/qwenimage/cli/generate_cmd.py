@@ -34,13 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, default=os.environ.get("QWENIMAGE_MODEL"),
-                   help="diffusers-layout model folder (default: $QWENIMAGE_MODEL)")
+                   help="diffusers-layout model folder (default: $QWENIMAGE_MODEL, else the built-in qwenimage-mini)")
     p.add_argument("--prompt", action="append", required=True, help="the prompt (repeat for a batch)")
-    p.add_argument("--negative-prompt", default=None, help="enables true CFG (the docs recommend ' ')")
-    p.add_argument("--cfg", type=float, default=4.0, help="true CFG scale (needs --negative-prompt)")
-    p.add_argument("--width", type=int, default=None)
+    p.add_argument("--negative-prompt", default=None,
+                   help="enables true CFG (the docs recommend ' '; default: the model's, if it names one)")
+    p.add_argument("--cfg", type=float, default=None, help="true CFG scale (needs a negative prompt; default: "
+                                                           "the model's, else 4)")
+    p.add_argument("--width", type=int, default=None, help="default: the model's native size, else 1024 (t2i)")
     p.add_argument("--height", type=int, default=None)
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the model's, else 50)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-sequence-length", type=int, default=512)
     p.add_argument("--out", type=Path, default=Path("outputs"), help="output folder for PNGs")
@@ -55,9 +57,34 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="LoRA adapter (diffusers, kohya or ComfyUI keys), repeatable; scale defaults to 1")
 
 
+FALLBACK_DEFAULTS = {"num_steps": 50, "true_cfg_scale": 4.0, "negative_prompt": None, "width": None, "height": None}
+
+
+def resolve_model(args: argparse.Namespace) -> None:
+    """--model, else $QWENIMAGE_MODEL (the flag's default), else the built-in qwenimage-mini (verified)."""
+    if args.model is None:
+        from qwenimage.mini.ship import default_model_dir
+
+        args.model = default_model_dir()
+
+
+def apply_model_defaults(args: argparse.Namespace, with_size: bool = True) -> None:
+    """Fill the options left unset from the model folder's qwenimage.json "defaults", then the fallbacks."""
+    from qwenimage.pipelines.loading import model_settings
+
+    defaults = {**FALLBACK_DEFAULTS, **model_settings(args.model).get("defaults", {})}
+    for option, key in (("steps", "num_steps"), ("cfg", "true_cfg_scale"), ("negative_prompt", "negative_prompt")):
+        if getattr(args, option) is None:
+            setattr(args, option, defaults[key])
+    if with_size and args.width is None and args.height is None and getattr(args, "aspect", None) is None:
+        args.width, args.height = defaults["width"], defaults["height"]
+
+
 def run_generate(args: argparse.Namespace) -> int:
     from qwenimage.pipelines.request import GenerationRequest
 
+    resolve_model(args)
+    apply_model_defaults(args)
     requests = [GenerationRequest(prompt=p, negative_prompt=args.negative_prompt, width=args.width,
                                   height=args.height, aspect=args.aspect, num_steps=args.steps,
                                   true_cfg_scale=args.cfg, seed=args.seed + i,
@@ -69,6 +96,8 @@ def run_generate(args: argparse.Namespace) -> int:
 def run_edit(args: argparse.Namespace) -> int:
     from qwenimage.pipelines.request import GenerationRequest
 
+    resolve_model(args)
+    apply_model_defaults(args, with_size=False)  # edits take their size from the (last) input image
     from_image = args.mask is not None or args.strength is not None
     if from_image and len(args.image) != 1:
         raise ValueError(f"img2img/inpaint take exactly one --image, got {len(args.image)}")
@@ -94,8 +123,6 @@ def _run(args: argparse.Namespace, requests) -> int:
     from qwenimage.pipelines.loading import load_pipeline
     from qwenimage.sampling.sampler import start_index
 
-    if args.model is None:
-        raise ValueError("no model folder: pass --model FOLDER or set QWENIMAGE_MODEL")
     for request in requests:  # fail on unreadable inputs before spending time on loading the model
         for source in [*request.images, request.init_image, request.mask]:
             if source is not None:

@@ -1,6 +1,9 @@
-"""`qwenimage train`: flow-matching / DPO training from a YAML config with dotted overrides.
+"""`qwenimage train`: flow-matching / DPO training of the transformer, or VAE training (a config with
+`kind: vae`), from a YAML config with dotted overrides.
 
 One process:   qwenimage train --config train.yaml optim.lr=1e-4 data.batch_size=8
+The VAE:       qwenimage train --config configs/train/mini_vae.yaml optim.steps=4000
+A recipe:      qwenimage train --config configs/train/mini_recipe.yaml   (data, VAE, transformer: `kind: recipe`)
 Several ranks: torchrun --nproc_per_node=8 -m qwenimage.cli.main train --config train.yaml parallel.strategy=fsdp
 A run resumes from the newest complete checkpoint in output.dir.
 """
@@ -12,15 +15,41 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train the transformer (full, LoRA, or DPO) over curriculum stages",
+    p = sub.add_parser("train", help="train the transformer (full, LoRA, DPO) over curriculum stages, or the VAE",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, default=None, help="YAML training config (see configs/train/)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. optim.lr=1e-4")
     p.set_defaults(run=run_train)
 
 
+def config_kind(path: Path | None, overrides: list[str]) -> str:
+    """The job's `kind` (transformer training unless the YAML or an override says `kind: vae`)."""
+    import yaml
+
+    kind = "transformer"
+    if path is not None and path.is_file():
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            raw = None  # load_job_config reports the syntax error with the file name
+        if isinstance(raw, dict):
+            kind = str(raw.get("kind", kind))
+    for override in overrides:
+        if override.startswith("kind="):
+            kind = override.partition("=")[2]
+    return kind
+
+
 def run_train(args: argparse.Namespace) -> int:
     from qwenimage.jobconfig import load_job_config
+
+    kind = config_kind(args.config, args.overrides)
+    if kind == "vae":
+        return run_vae_training(args)
+    if kind == "recipe":
+        return run_recipe_file(args)
+    if kind != "transformer":
+        raise ValueError(f"unknown training kind {kind!r}: use transformer (the default), vae or recipe")
     from qwenimage.train.config import TrainConfig
     from qwenimage.train.parallel import shutdown_distributed
     from qwenimage.train.trainer import Trainer
@@ -37,4 +66,28 @@ def run_train(args: argparse.Namespace) -> int:
               f"outputs in {config.output.dir}")
     else:
         print(f"nothing to do: {config.output.dir} already holds step {config.total_steps}")
+    return 0
+
+
+def run_vae_training(args: argparse.Namespace) -> int:
+    from qwenimage.jobconfig import load_job_config
+    from qwenimage.train.vae_trainer import VaeTrainConfig, VaeTrainer
+
+    config = load_job_config(VaeTrainConfig, args.config, args.overrides)
+    losses = VaeTrainer(config).run()
+    if losses:
+        print(f"VAE trained to step {config.optim.steps}: first loss {losses[0]:.4f}, last loss {losses[-1]:.4f}; "
+              f"outputs in {config.output.dir}")
+    else:
+        print(f"nothing to do: {config.output.dir} already holds step {config.optim.steps}")
+    return 0
+
+
+def run_recipe_file(args: argparse.Namespace) -> int:
+    from qwenimage.jobconfig import load_job_config
+    from qwenimage.train.recipe import RecipeConfig, run_recipe
+
+    config = load_job_config(RecipeConfig, args.config, args.overrides)
+    ran = run_recipe(config, args.config)
+    print(f"recipe done: ran {', '.join(ran) if ran else 'nothing (every step was done)'}")
     return 0

@@ -50,6 +50,9 @@ MMDIT_PRESETS: dict[str, MMDiTConfig] = {
     # a ~0.5B model that trains on one GPU; the default small model grows from here
     "mini": MMDiTConfig(num_layers=12, attention_head_dim=64, num_attention_heads=16, joint_attention_dim=3584,
                         axes_dims_rope=(8, 28, 28)),
+    # qwenimage-mini, the default model trained by this package on a CPU (mini/): 22.6M parameters
+    "qwenimage-mini": MMDiTConfig(num_layers=6, attention_head_dim=64, num_attention_heads=5, joint_attention_dim=128,
+                                  axes_dims_rope=(8, 28, 28)),
     # a CPU-test model with the official 16-channel latents and a 32-dim text encoder
     "tiny": MMDiTConfig(num_layers=2, attention_head_dim=16, num_attention_heads=4, joint_attention_dim=32,
                         axes_dims_rope=(4, 6, 6)),

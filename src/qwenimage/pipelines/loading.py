@@ -17,7 +17,14 @@ from qwenimage.weights.config_io import read_json
 log = logging.getLogger(__name__)
 
 EDIT_STYLES = {"QwenImageEditPipeline": "edit", "QwenImageEditPlusPipeline": "edit_plus"}
-SETTINGS_NAME = "qwenimage.json"  # optional: settings of models trained with qwenimage (e.g. size limits)
+SETTINGS_NAME = "qwenimage.json"  # optional: settings of models trained with qwenimage (size limits, defaults)
+
+
+def model_settings(folder: str | Path) -> dict:
+    """The folder's qwenimage.json ({} when absent): "size_limits", and "defaults" (width, height, num_steps,
+    true_cfg_scale, negative_prompt) that the command line uses when not told otherwise."""
+    path = Path(folder) / SETTINGS_NAME
+    return read_json(path, what=SETTINGS_NAME) if path.is_file() else {}
 
 
 def load_pipeline(folder: str | Path, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
@@ -35,7 +42,7 @@ def load_pipeline(folder: str | Path, *, dtype: torch.dtype | None = None, devic
     if vae_tiling:
         vae.enable_tiling()
     encoder = ConditionEncoder.from_pretrained(folder, dtype=dtype, device=load_device)
-    settings = read_json(folder / SETTINGS_NAME, what=SETTINGS_NAME) if (folder / SETTINGS_NAME).is_file() else {}
+    settings = model_settings(folder)
     limits = SizeLimits(**settings.get("size_limits", {}))
     pipe = QwenImagePipeline(transformer, vae, encoder, ScheduleConfig.from_folder(folder / "scheduler"),
                              device=device, size_limits=limits, edit_style=EDIT_STYLES.get(index.get("_class_name")),

@@ -40,6 +40,8 @@ class ObjectiveConfig:
     logit_mean: float = 0.0  # t = sigmoid(N(logit_mean, logit_std))
     logit_std: float = 1.0
     resolution_shift: bool = False  # shift t towards noise for larger images, like the sampling schedule
+    text_dropout: float = 0.0  # share of text-to-image samples trained with the empty prompt (for true CFG)
+    null_prompt: str = " "  # the prompt of dropped samples: the negative prompt sampling uses
     dpo_beta: float = 2000.0
 
 
@@ -50,6 +52,7 @@ class StageConfig:
     resolution: int = 64  # the square side of the resolution tier, in pixels (256 / 640 / 1328 in the paper)
     text: str = "any"  # which records: any | none (no text) | short | paragraph
     tasks: dict[str, float] = field(default_factory=lambda: {"t2i": 1.0})  # t2i / ti2i / i2i weights
+    sources: list[str] = field(default_factory=list)  # train only on these of data.sources (empty: all of them)
 
 
 @dataclass
@@ -84,6 +87,8 @@ class OutputConfig:
     log_every: int = 10
     checkpoint_every: int = 100
     sample_every: int = 0  # 0 disables periodic sample images
+    export_every: int = 0  # write the (EMA) transformer to <dir>/exports/step-N/transformer every N steps (0: never)
+    export_dtype: str = "fp32"  # dtype of exported weights (bf16 halves the files of a shipped model)
     sample_prompts: list[str] = field(default_factory=lambda: ["a sign that reads HELLO"])
     sample_steps: int = 20
     tensorboard: bool = True
@@ -91,6 +96,7 @@ class OutputConfig:
 
 @dataclass
 class TrainConfig:
+    kind: str = "transformer"  # transformer (this config) | vae (train/vae_trainer.py: VaeTrainConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
@@ -108,8 +114,15 @@ class TrainConfig:
             unknown = set(stage.tasks) - {"t2i", "ti2i", "i2i"}
             if unknown or not any(w > 0 for w in stage.tasks.values()):
                 raise ValueError(f"stage {stage.name!r}: tasks must weight some of t2i / ti2i / i2i, got {stage.tasks}")
+            missing = [src for src in stage.sources if src not in self.data.sources]
+            if missing and self.data.sources:
+                raise ValueError(f"stage {stage.name!r}: sources {missing} are not among data.sources")
             if stage.text not in ("any", "none", "short", "paragraph"):
                 raise ValueError(f"stage {stage.name!r}: text must be any|none|short|paragraph, got {stage.text!r}")
+        if not 0.0 <= self.objective.text_dropout < 1.0:
+            raise ValueError(f"objective.text_dropout must lie in [0, 1), got {self.objective.text_dropout}")
+        if self.kind != "transformer":
+            raise ValueError(f"a transformer training config has kind: transformer, got {self.kind!r}")
         if self.objective.kind not in ("flow", "dpo"):
             raise ValueError(f"objective.kind must be flow or dpo, got {self.objective.kind!r}")
         data = self.data

@@ -50,11 +50,14 @@ class BatchPlan:
         self.tasks = [t for t in TASKS if stage.tasks.get(t, 0) > 0]
         self.eligible = [i for i, r in enumerate(records) if self._selected(r, short_chars)]
         if not self.eligible:
-            raise ValueError(f"stage {stage.name!r}: no record has text={stage.text!r} and one of the tasks "
+            where = f" in {stage.sources}" if stage.sources else ""
+            raise ValueError(f"stage {stage.name!r}: no record{where} has text={stage.text!r} and one of the tasks "
                              f"{self.tasks}")
         self.records = records
 
     def _selected(self, record: Record, short_chars: int) -> bool:
+        if self.stage.sources and record.origin not in self.stage.sources:
+            return False
         text_ok = self.stage.text == "any" or record.text_kind(short_chars) == self.stage.text
         loser_ok = not self.need_loser or record.lose is not None
         return text_ok and loser_ok and bool(record.tasks() & set(self.tasks))
@@ -171,6 +174,14 @@ def collate(samples: list[EncodedSample], device: torch.device) -> FlowBatch:
          for s in samples])
     text = stack_text([TextConditioning(s.text[None].to(device)) for s in samples])
     return FlowBatch(x0.to(device), layout, text)
+
+
+def text_dropped(planned: PlannedSample, seed: int, stage_index: int, rate: float) -> bool:
+    """Whether a text-to-image sample trains with the null prompt (seeded by its global index, like its noise)."""
+    if rate <= 0 or planned.task != "t2i":
+        return False
+    rng = np.random.default_rng(seed_for(seed, stage_index, planned.global_index, 13))
+    return bool(rng.random() < rate)
 
 
 def noise_and_time(planned: list[PlannedSample], batch: FlowBatch, seed: int, stage_index: int, mean: float,

@@ -1,6 +1,8 @@
 """Training records: image (+ caption, rendered text, edit source, DPO loser) from folders or WebDataset tars.
 
-A folder holds images with sidecars of the same stem: `x.png` + `x.txt` (caption) and/or `x.json`
+A source is a folder of images, one .tar shard, or a folder of .tar shards (the output folder of
+`qwenimage synth` or `qwenimage curate`; its report/ and stats/ side folders are not read). A folder holds
+images with sidecars of the same stem: `x.png` + `x.txt` (caption) and/or `x.json`
 ({"caption", "text", "instruction", "source", "lose"}; paths relative to the folder). A tar shard holds
 `key.png|jpg` + `key.json` / `key.txt` (the synth engine's and curation's output layout).
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PIL import Image
@@ -29,6 +31,8 @@ class Record:
     instruction: str | None = None  # TI2I: the edit instruction ...
     source: Image.Image | Path | None = None  # ... applied to this image
     lose: Image.Image | Path | None = None  # DPO: the losing image for the same caption
+    origin: str = ""  # the data source (folder or shard, as configured) the record was read from
+    weight: float = 1.0  # sampling weight: curation's `sample_weight` (category balance x token rarity)
 
     def tasks(self) -> set[str]:
         """The training tasks this record can serve."""
@@ -45,23 +49,43 @@ class Record:
         return "short" if len(text) <= short_chars and "\n" not in text else "paragraph"
 
 
+def sample_weight(meta: dict, where: str = "") -> float:
+    """The sampling weight in a sample's json (`sample_weight`, written by `qwenimage curate`; 1.0 if absent).
+    A trainer that draws records in proportion to it sees the category shares curation aimed for."""
+    value = meta.get("sample_weight", 1.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise ValueError(f"{where or 'sample'}: sample_weight must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
 def open_record_image(source: Image.Image | Path) -> Image.Image:
     return source if isinstance(source, Image.Image) else load_image(source)
 
 
 def read_records(sources: list[str | Path]) -> list[Record]:
     records: list[Record] = []
-    for source in map(Path, sources):
-        if source.is_dir():
-            records.extend(_folder_records(source))
+    for name in sources:
+        source = Path(name)
+        if source.is_dir() and shard_files(source):  # a synth / curation output folder: its shards
+            found = [record for shard in shard_files(source) for record in _tar_records(shard)]
+        elif source.is_dir():
+            found = _folder_records(source)
         elif source.suffix == ".tar":
-            records.extend(_tar_records(source))
+            found = _tar_records(source)
         else:
             raise ValueError(f"training data source {source} is neither a folder nor a .tar shard")
+        records.extend(replace(record, origin=str(name)) for record in found)
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
         raise ValueError("training records have duplicate ids; give each source its own file names")
     return records
+
+
+def shard_files(folder: Path) -> list[Path]:
+    """The WebDataset shards of an output folder (synth-*.tar, part-*.tar, ...), when it has no loose images."""
+    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+        return []
+    return sorted(p for p in folder.glob("*.tar") if p.is_file())
 
 
 def _folder_records(folder: Path) -> list[Record]:
@@ -73,7 +97,8 @@ def _folder_records(folder: Path) -> list[Record]:
         out.append(Record(id=f"{folder.name}/{path.stem}", image=path, caption=caption, text=meta.get("text", ""),
                           instruction=meta.get("instruction"),
                           source=folder / meta["source"] if meta.get("source") else None,
-                          lose=folder / meta["lose"] if meta.get("lose") else None))
+                          lose=folder / meta["lose"] if meta.get("lose") else None,
+                          weight=sample_weight(meta, str(path.with_suffix(".json")))))
     return out
 
 
@@ -92,5 +117,7 @@ def _tar_records(path: Path) -> list[Record]:
         meta = json.loads(parts["json"]) if "json" in parts else {}
         caption = meta.get("caption") or parts.get("txt", b"").decode("utf-8").strip()
         image = load_image(Image.open(io.BytesIO(parts[image_ext])))
-        out.append(Record(id=f"{path.stem}/{key}", image=image, caption=caption, text=meta.get("text", "")))
+        # the folder name too: two synth jobs both write synth-000000.tar with the same keys
+        out.append(Record(id=f"{path.parent.name}/{path.stem}/{key}", image=image, caption=caption,
+                          text=meta.get("text", ""), weight=sample_weight(meta, f"{path}:{key}.json")))
     return out

@@ -11,6 +11,7 @@ backward, clip, AdamW, warmup+cosine LR, EMA; then logging, checkpoints and samp
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import threading
@@ -24,7 +25,7 @@ from qwenimage.train.checkpoint import latest_checkpoint, load_checkpoint, save_
 from qwenimage.train.config import TrainConfig
 from qwenimage.train.curriculum import stage_at
 from qwenimage.train.data import loser_record  # noqa: F401  (imported from here by users and tests)
-from qwenimage.train.data import SampleEncoder, collate, load_frozen_encoders, noise_and_time
+from qwenimage.train.data import SampleEncoder, collate, load_frozen_encoders, noise_and_time, text_dropped
 from qwenimage.train.dataplane import Schedule, build_feed
 from qwenimage.train.dataplane.updates import DataUpdates, broadcast_from_main, load_versions, save_versions
 from qwenimage.train.ema import EMA
@@ -79,6 +80,7 @@ class Trainer:
         self.updates = DataUpdates(config.data.sources_file)
         self.encoder_lock = threading.Lock()  # in-process producers share the encoders with sample images
         self.feed = None  # the data plane's consumer end, started by the first step
+        self._null_text = None
         self.step = 0
         latest = latest_checkpoint(self.output)
         if latest is not None:
@@ -138,6 +140,8 @@ class Trainer:
                                     self.info)
                 if cfg.output.sample_every and self.step % cfg.output.sample_every == 0:
                     self.write_samples()
+                if cfg.output.export_every and self.step % cfg.output.export_every == 0:
+                    self.export_snapshot()
         finally:
             self.close()
         monitor.close()
@@ -170,7 +174,10 @@ class Trainer:
 
     def micro_loss(self, planned, stage_index: int, encoded) -> tuple[torch.Tensor, int]:
         objective = self.config.objective
-        batch = collate(encoded[:len(planned)], self.info.device)
+        targets = [dataclasses.replace(e, text=self.null_text()) if text_dropped(p, self.config.seed, stage_index,
+                                                                                  objective.text_dropout) else e
+                   for p, e in zip(planned, encoded)]
+        batch = collate(targets, self.info.device)
         noise, t = noise_and_time(planned, batch, self.config.seed, stage_index, objective.logit_mean,
                                   objective.logit_std)
         if objective.resolution_shift:
@@ -183,6 +190,14 @@ class Trainer:
             lose = collate(encoded[len(planned):], self.info.device)
             return dpo_loss(self.model, self.reference, batch, lose, t, noise, objective.dpo_beta), 2 * tokens
         return flow_matching_loss(self.model, batch, t, noise).mean(), tokens
+
+    def null_text(self) -> torch.Tensor:
+        """[S, D] embedding of the null prompt, which text-dropped samples train with (encoded once)."""
+        if self._null_text is None:
+            with self.encoder_lock, torch.no_grad():
+                embeds = self.encoder.encode_prompts([self.config.objective.null_prompt]).embeds[0]
+            self._null_text = embeds.float().cpu()
+        return self._null_text
 
     # ---- the data plane ----------------------------------------------------------------------------
     def data_feed(self):
@@ -250,6 +265,32 @@ class Trainer:
             folder.mkdir(exist_ok=True)
             for i, result in enumerate(results):
                 result.image.save(folder / f"step-{self.step:08d}-{i}.png")
+
+    def export_snapshot(self) -> Path | None:
+        """The transformer's current weights (EMA when enabled; the training weights are left untouched) as a
+        diffusers folder `exports/step-N/transformer`, written under a temporary name and renamed when complete."""
+        import shutil
+
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if not self.info.is_main:
+            return None
+        if self.ema is not None:
+            full = {name: self.ema.shadow.get(name, value) for name, value in full.items()}
+        dtype = DTYPES[self.config.output.export_dtype]
+        base = unwrap(self.model)
+        with torch.device("meta"):
+            export = QwenImageMMDiT(base.config)
+        export.load_state_dict({k: v.to(dtype) for k, v in full.items()}, assign=True)
+        final = self.output / "exports" / f"step-{self.step:08d}"
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        export.save_pretrained(tmp / "transformer")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        log.info("exported the transformer at step %d to %s", self.step, final)
+        return final
 
     def export(self) -> None:
         """Write the trained transformer (EMA weights when enabled) or the LoRA, in loadable formats."""

@@ -84,12 +84,14 @@ class WanVAE(PretrainedModel):
         moments = torch.cat([self._encode_clip(part) for part in self._batch_parts(clip)])
         return LatentDistribution.from_moments(moments.squeeze(2) if x.ndim == 4 else moments)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Raw latents [B, Z, T, h, w] or [B, Z, h, w] -> pixels [B, C, (T''), 8h, 8w], clamped to [-1, 1]."""
+    def decode(self, z: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """Raw latents [B, Z, T, h, w] or [B, Z, h, w] -> pixels [B, C, (T''), 8h, 8w], clamped to [-1, 1]
+        (`clamp=False` for training, where the clamp would stop the gradient of out-of-range pixels)."""
         self._check_latents(z)
         clip = z.unsqueeze(2) if z.ndim == 4 else z                           # [B, Z, T, h, w]
         pixels = torch.cat([self._decode_clip(part) for part in self._batch_parts(clip)])
-        pixels = pixels.clamp(-1.0, 1.0)
+        if clamp:
+            pixels = pixels.clamp(-1.0, 1.0)
         return pixels.squeeze(2) if z.ndim == 4 else pixels
 
     def forward(self, x: torch.Tensor, sample_posterior: bool = False,

@@ -1,0 +1,219 @@
+"""Measure qwenimage-mini's training run from its exported checkpoints and plot the learning curve.
+
+    python scripts/mini_progress.py [--run outputs/mini/train] [--n 50] [--once]
+
+For every `exports/step-N/transformer` of the run not measured yet: assemble a pipeline folder with the base
+components, generate the `en-words` suite (held-out words) and an en-words-style suite of words the model was
+trained on, score both with the eval harness (`qwenimage eval text`), and append one line to
+`<run>/curve.jsonl`. Then plot held-out / trained-word exact accuracy (and the VAE's OCR after reconstruction,
+when measured) against training samples and CPU-hours into docs/mini/learning_curve.png.
+
+CPU-hours are wall-hours from the training log (the sum of its logged intervals) times the 2 cores of the
+machine the run used (trainer thread + producer thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORES = 2
+
+
+def seen_words(run: Path, count: int = 100) -> Path:
+    """A word file of single lower-case words from the run's training captions (the trained-word suite)."""
+    path = run / "seen_words.txt"
+    if path.is_file():
+        return path
+    sys.path.insert(0, str(ROOT / "src"))
+    from qwenimage.jobconfig import load_job_config
+    from qwenimage.train.config import TrainConfig
+    from qwenimage.train.records import read_records
+
+    config = load_job_config(TrainConfig, run / "config.yaml")
+    words: list[str] = []
+    for source in config.data.sources[-4:]:
+        for record in read_records([source]):
+            if re.fullmatch(r"[a-z]{3,8}", record.text) and record.text not in words:
+                words.append(record.text)
+    path.write_text("\n".join(words[:count]) + "\n")
+    return path
+
+
+def wall_hours(run: Path, step: int) -> tuple[float, int]:
+    """(wall-hours, samples) of the training log up to `step`."""
+    hours, samples, last = 0.0, 0, 0
+    for line in (run / "log.jsonl").read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn last line of a killed run
+        if entry.get("step", 0) > step or "samples_per_s" not in entry:
+            continue
+        batch = samples_in(run)
+        done = (entry["step"] - last) * batch
+        hours += done / max(entry["samples_per_s"], 1e-9) / 3600
+        samples, last = samples + done, entry["step"]
+    return hours, samples
+
+
+def samples_in(run: Path) -> int:
+    import yaml
+
+    return int(yaml.safe_load((run / "config.yaml").read_text())["data"]["batch_size"])
+
+
+def exact(results: Path, suite: str) -> float:
+    data = json.loads(results.read_text())
+    metrics = next(v for k, v in data["suites"].items() if k.startswith(suite))["metrics"]
+    return metrics["exact_match"]["value"] if isinstance(metrics["exact_match"], dict) else metrics["exact_match"]
+
+
+def evaluate(run: Path, export: Path, args) -> dict:
+    step = int(export.name.split("-")[1])
+    kind = export.parent.name  # exports (EMA) | raw
+    snap = run / "snapshots" / kind / export.name
+    out = run / "eval" / kind / export.name
+    qwen = [sys.executable, "-m", "qwenimage.cli.main"]
+    if not (snap / "model_index.json").is_file():
+        subprocess.run(qwen + ["mini", "assemble", "--base", args.base, "--transformer", str(export / "transformer"),
+                               "--out", str(snap)], check=True)
+    common = ["--model", str(snap), "--n", str(args.n), "--size", "128", "--steps", str(args.steps),
+              "--cfg", str(args.cfg), "--no-progress"]
+    subprocess.run(qwen + ["eval", "text", "--suite", "en-words", "--out", str(out / "heldout")] + common,
+                   check=True)
+    subprocess.run(qwen + ["eval", "text", "--suite", f"words:{seen_words(run)}", "--out", str(out / "seen")]
+                   + common, check=True)
+    hours, samples = wall_hours(run, step)
+    return {"step": step, "samples": samples, "cpu_hours": round(hours * CORES, 3),
+            "heldout_exact": exact(out / "heldout" / "results.json", "en-words"),
+            "seen_exact": exact(out / "seen" / "results.json", "words")}
+
+
+def plot(curve: list[dict], vae_ocr: float | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = sorted(curve, key=lambda c: c["step"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in ((axes[0], "samples", "training samples"), (axes[1], "cpu_hours", "CPU-hours")):
+        xs = [c[key] for c in curve]
+        ax.plot(xs, [c["heldout_exact"] for c in curve], "o-", label="held-out words (en-words)")
+        ax.plot(xs, [c["seen_exact"] for c in curve], "s--", label="trained words")
+        if vae_ocr is not None:
+            ax.axhline(vae_ocr, color="gray", linestyle=":", label=f"VAE reconstruction OCR ({vae_ocr:.2f})")
+        ax.set_xlabel(label)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("OCR exact word accuracy")
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle("qwenimage-mini: 128x128, 20 steps, CFG 4")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def export_raw(run: Path) -> list[Path]:
+    """The training (not EMA) weights of every checkpoint not exported yet, as <run>/raw/step-N/transformer
+    (checkpoints are few and rotate; EMA exports lag a short run, the raw weights show where it is)."""
+    import torch
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from qwenimage.jobconfig import load_job_config
+    from qwenimage.model import QwenImageMMDiT, mmdit_preset
+    from qwenimage.train.config import TrainConfig
+
+    config = load_job_config(TrainConfig, run / "config.yaml")
+    written = []
+    for checkpoint in sorted((run / "checkpoints").glob("step-*")):
+        target = run / "raw" / checkpoint.name
+        if checkpoint.name.endswith(".tmp") or target.exists():
+            continue
+        flat = run / "raw" / f"{checkpoint.name}.pt"
+        flat.parent.mkdir(exist_ok=True)
+        dcp_to_torch_save(str(checkpoint), str(flat))
+        state = torch.load(flat, weights_only=False)["model"]
+        model = QwenImageMMDiT(mmdit_preset(config.model.preset, joint_attention_dim=128))
+        model.load_state_dict(state)
+        model.to(torch.bfloat16).save_pretrained(target.with_name(target.name + ".tmp") / "transformer")
+        target.with_name(target.name + ".tmp").rename(target)
+        flat.unlink()
+        written.append(target)
+    return written
+
+
+def grid(run_dir: Path, path: Path, count: int = 24, columns: int = 8) -> None:
+    """A contact sheet of an eval run: each image with the word asked for and what OCR read (green: exact)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    records = [json.loads(p.read_text()) for p in sorted((run_dir / "records").glob("*.json"))][:count]
+    cell, label = 128, 30
+    rows = -(-len(records) // columns)
+    sheet = Image.new("RGB", (columns * cell, rows * (cell + label)), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.truetype("DejaVuSans.ttf", 11) if Path("/usr/share/fonts/truetype/dejavu").is_dir() else None
+    for i, record in enumerate(records):
+        x, y = (i % columns) * cell, (i // columns) * (cell + label)
+        sheet.paste(Image.open(run_dir / record["image"]).convert("RGB").resize((cell, cell)), (x, y))
+        wanted = record["texts"][0]
+        read = record["ocr"]["text"].replace("\n", " ")[:18] or "(nothing)"
+        ok = record["score"]["texts"][0]["exact"]
+        draw.text((x + 3, y + cell + 2), f"asked: {wanted}", fill="black", font=font)
+        draw.text((x + 3, y + cell + 15), f"read: {read}", fill=(0, 140, 0) if ok else (200, 0, 0), font=font)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=Path("outputs/mini/train"))
+    parser.add_argument("--base", default="outputs/mini/base")
+    parser.add_argument("--n", type=int, default=50, help="prompts per suite")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--cfg", type=float, default=4.0)
+    parser.add_argument("--vae-results", type=Path, default=None, help="an `eval vae` results.json")
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "mini" / "learning_curve.png")
+    parser.add_argument("--only", type=int, default=None, help="measure only this export step")
+    parser.add_argument("--raw", action="store_true", help="measure the training weights of the checkpoints "
+                                                          "(exported to <run>/raw/) instead of the EMA exports")
+    parser.add_argument("--export-only", action="store_true", help="with --raw: export new checkpoints, no eval")
+    parser.add_argument("--grid", type=Path, default=None, help="also draw a contact sheet of this eval run folder")
+    parser.add_argument("--grid-out", type=Path, default=ROOT / "docs" / "mini" / "heldout_grid.png")
+    args = parser.parse_args()
+    curve_path = args.run / ("curve-raw.jsonl" if args.raw else "curve.jsonl")
+    if args.raw:
+        export_raw(args.run)
+        if args.export_only:
+            return 0
+    curve = [json.loads(line) for line in curve_path.read_text().splitlines()] if curve_path.is_file() else []
+    done = {c["step"] for c in curve}
+    for export in sorted((args.run / ("raw" if args.raw else "exports")).glob("step-*")):
+        step = int(export.name.split("-")[1])
+        if export.name.endswith(".tmp") or step in done or (args.only is not None and step != args.only):
+            continue
+        entry = evaluate(args.run, export, args)
+        print(json.dumps(entry))
+        with open(curve_path, "a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        curve.append(entry)
+    vae_ocr = None
+    if args.vae_results and args.vae_results.is_file():
+        data = json.loads(args.vae_results.read_text())
+        vae_ocr = data.get("scalars", {}).get("ocr_exact/text")
+    if curve:
+        plot(curve, vae_ocr, args.plot)
+    if args.grid is not None:
+        grid(args.grid, args.grid_out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""`qwenimage mini`: build, assemble and ship qwenimage-mini, the small default model (see docs/mini/).
+
+    qwenimage mini base outputs/mini/base                   # tokenizer, text encoder, untrained VAE, settings
+    qwenimage mini assemble --base outputs/mini/base --transformer outputs/mini/train/exports/step-00004000/transformer --out outputs/mini/snap
+    qwenimage mini ship outputs/mini/snap                   # make it the package's default model
+    qwenimage mini check                                    # verify the shipped files against their manifest
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mini", help="build, assemble and ship qwenimage-mini (the small default model)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tasks = p.add_subparsers(dest="mini_command", metavar="TASK", required=True)
+    base = tasks.add_parser("base", help="write the untrained components (tokenizer, text encoder, VAE, settings)")
+    base.add_argument("out", type=Path, help="output folder (diffusers layout, no transformer yet)")
+    base.add_argument("--seed", type=int, default=0)
+    base.set_defaults(run=run_base)
+    assemble = tasks.add_parser("assemble", help="a pipeline folder from the base and a trained transformer")
+    assemble.add_argument("--base", type=Path, required=True, help="the base folder (after VAE training)")
+    assemble.add_argument("--transformer", type=Path, required=True, help="a trained transformer/ folder")
+    assemble.add_argument("--out", type=Path, required=True, help="the pipeline folder to write")
+    assemble.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16", help="stored weights")
+    assemble.set_defaults(run=run_assemble)
+    ship = tasks.add_parser("ship", help="copy an assembled folder into the package as the default model")
+    ship.add_argument("folder", type=Path)
+    ship.set_defaults(run=run_ship)
+    check = tasks.add_parser("check", help="verify the shipped default model against its manifest")
+    check.set_defaults(run=run_check)
+
+
+def run_base(args: argparse.Namespace) -> int:
+    from qwenimage.mini.build import build_mini_components
+
+    print(build_mini_components(args.out, seed=args.seed))
+    return 0
+
+
+def run_assemble(args: argparse.Namespace) -> int:
+    from qwenimage.dtypes import DTYPES
+    from qwenimage.mini.ship import assemble_pipeline
+
+    print(assemble_pipeline(args.base, args.transformer, args.out, DTYPES[args.dtype]))
+    return 0
+
+
+def run_ship(args: argparse.Namespace) -> int:
+    from qwenimage.mini.ship import ship
+
+    print(ship(args.folder))
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from qwenimage.mini.ship import default_model_dir
+
+    print(f"ok: {default_model_dir()}")
+    return 0

@@ -1,0 +1,1 @@
+"""qwenimage-mini: the small default model, trained from scratch by this package (see build.py)."""

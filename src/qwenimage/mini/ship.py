@@ -1,0 +1,128 @@
+"""Assemble, ship and find qwenimage-mini: a complete diffusers folder inside the package, checked by hashes.
+
+    assemble_pipeline("outputs/mini/base", "outputs/mini/train/exports/step-00004000/transformer",
+                      "outputs/mini/snap-4000")               # a pipeline folder to evaluate or to ship
+    ship(folder)                                              # copy it into the package as the default model
+    default_model_dir()                                       # the shipped folder (verified), for `generate`
+
+The shipped transformer and VAE are bf16 safetensors, the text encoder fp32 (the CLI computes in fp32 on CPU). `manifest.json`, written last,
+lists every file with its size and SHA-256, so a missing or damaged file is named in one line instead of
+failing somewhere inside a loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from qwenimage.weights.config_io import write_json_atomic
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "model"
+MANIFEST = "manifest.json"
+COMPONENTS = ("tokenizer", "processor", "text_encoder", "vae", "scheduler", "transformer")
+TOP_FILES = ("model_index.json", "qwenimage.json")
+# components stored in half precision when shipped; the text encoder keeps the precision the transformer was
+# trained with (its embeddings are the only thing the transformer knows of the prompt; it is 6 MB in fp32)
+HALVED = ("vae", "transformer")
+
+
+def _to_dtype(folder: Path, dtype: torch.dtype) -> None:
+    """Rewrite every floating-point tensor of the folder's safetensors files in `dtype`, in place."""
+    from safetensors.torch import load_file, save_file
+
+    for path in folder.glob("*.safetensors"):
+        tensors = load_file(str(path))
+        converted = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+        tmp = path.with_name(path.name + ".tmp")
+        save_file(converted, str(tmp), metadata={"format": "pt"})
+        tmp.replace(path)
+    config = folder / "config.json"
+    if config.is_file():
+        data = json.loads(config.read_text())
+        if "torch_dtype" in data or "dtype" in data:  # transformers' record of the stored dtype
+            key = "dtype" if "dtype" in data else "torch_dtype"
+            data[key] = str(dtype).removeprefix("torch.")
+            write_json_atomic(config, data)
+
+
+def assemble_pipeline(base: str | Path, transformer: str | Path, out: str | Path,
+                      dtype: torch.dtype | None = torch.bfloat16) -> Path:
+    """A pipeline folder from the base components (tokenizer, text encoder, VAE, ...) and a trained transformer
+    folder; the VAE and transformer weights converted to `dtype` (None keeps them). The manifest is written last."""
+    base, transformer, out = Path(base), Path(transformer), Path(out)
+    for needed in (base / "model_index.json", transformer / "config.json"):
+        if not needed.is_file():
+            raise FileNotFoundError(f"cannot assemble qwenimage-mini: {needed} is missing")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in COMPONENTS:
+        source = transformer if name == "transformer" else base / name
+        shutil.copytree(source, tmp / name)
+        if dtype is not None and name in HALVED:
+            _to_dtype(tmp / name, dtype)
+    for name in TOP_FILES:
+        shutil.copy2(base / name, tmp / name)
+    write_manifest(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    entries = {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": _digest(p)} for p in files}
+    write_json_atomic(folder / MANIFEST, {"files": entries})
+
+
+def verify_folder(folder: Path) -> None:
+    """Every file the manifest lists exists with its size and hash; else a ValueError naming the file."""
+    manifest = folder / MANIFEST
+    if not manifest.is_file():
+        raise ValueError(f"the default model is incomplete: {manifest} is missing (reinstall qwenimage, or "
+                         f"pass --model FOLDER)")
+    try:
+        entries = json.loads(manifest.read_text())["files"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"the default model's manifest {manifest} is damaged ({err})") from None
+    for name, entry in entries.items():
+        path = folder / name
+        if not path.is_file():
+            raise ValueError(f"the default model is missing {path} (reinstall qwenimage, or pass --model FOLDER)")
+        if path.stat().st_size != entry["bytes"] or _digest(path) != entry["sha256"]:
+            raise ValueError(f"the default model's file {path} is damaged: its size or SHA-256 does not match "
+                             f"{MANIFEST} (reinstall qwenimage, or pass --model FOLDER)")
+
+
+def ship(folder: str | Path, target: Path = SHIPPED_DIR) -> Path:
+    """Copy an assembled pipeline folder into the package as the default model (verified first)."""
+    folder = Path(folder)
+    verify_folder(folder)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(folder, tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def default_model_dir(verify: bool = True) -> Path:
+    """The shipped qwenimage-mini folder; a ValueError naming the file when it is missing or damaged."""
+    if not (SHIPPED_DIR / "model_index.json").is_file() and not (SHIPPED_DIR / MANIFEST).is_file():
+        raise ValueError(f"no default model in this installation ({SHIPPED_DIR} is missing): pass --model FOLDER "
+                         f"or set QWENIMAGE_MODEL")
+    if verify:
+        verify_folder(SHIPPED_DIR)
+    return SHIPPED_DIR

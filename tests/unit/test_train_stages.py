@@ -1,0 +1,40 @@
+"""Curriculum stages restricted to some sources, and text dropout for classifier-free guidance."""
+
+import pytest
+from PIL import Image
+
+from qwenimage.train.config import StageConfig, TrainConfig
+from qwenimage.train.data import BatchPlan, PlannedSample, text_dropped
+from qwenimage.train.records import Record
+
+
+def records():
+    image = Image.new("RGB", (16, 16))
+    return ([Record(f"a/{i}", image, "cap", origin="data/a") for i in range(4)]
+            + [Record(f"b/{i}", image, "cap", origin="data/b") for i in range(4)])
+
+
+def test_a_stage_with_sources_trains_only_on_them():
+    stage = StageConfig(name="first", sources=["data/a"])
+    plan = BatchPlan(records(), stage, 0, seed=0, short_chars=12)
+    drawn = {plan.sample(i).record for i in range(40)}
+    assert drawn == {0, 1, 2, 3}
+    everything = BatchPlan(records(), StageConfig(name="all"), 1, seed=0, short_chars=12)
+    assert {everything.sample(i).record for i in range(40)} == set(range(8))
+
+
+def test_stage_sources_must_be_data_sources():
+    with pytest.raises(ValueError, match="not among data.sources"):
+        TrainConfig(data=TrainConfig().data.__class__(sources=["data/a"]),
+                    stages=[StageConfig(sources=["data/c"])])
+    with pytest.raises(ValueError, match="no record in"):
+        BatchPlan(records(), StageConfig(sources=["data/c"]), 0, seed=0, short_chars=12)
+
+
+def test_text_dropout_is_deterministic_and_near_its_rate():
+    samples = [PlannedSample(0, "t2i", i) for i in range(2000)]
+    first = [text_dropped(p, 3, 0, 0.1) for p in samples]
+    assert first == [text_dropped(p, 3, 0, 0.1) for p in samples]  # a resumed run drops the same samples
+    assert 0.08 < sum(first) / len(first) < 0.12
+    assert not any(text_dropped(p, 3, 0, 0.0) for p in samples)
+    assert not text_dropped(PlannedSample(0, "i2i", 5), 3, 0, 0.99)  # only text-to-image samples
