@@ -68,10 +68,18 @@ def samples_in(run: Path) -> int:
     return int(yaml.safe_load((run / "config.yaml").read_text())["data"]["batch_size"])
 
 
-def exact(results: Path, suite: str) -> float:
+def metric(results: Path, suite: str, name: str = "exact_match") -> float:
     data = json.loads(results.read_text())
     metrics = next(v for k, v in data["suites"].items() if k.startswith(suite))["metrics"]
-    return metrics["exact_match"]["value"] if isinstance(metrics["exact_match"], dict) else metrics["exact_match"]
+    return metrics[name]["value"] if isinstance(metrics[name], dict) else metrics[name]
+
+
+def scores(out: Path) -> dict:
+    """Exact match and 1 - NED of an export's two eval runs."""
+    return {"heldout_exact": metric(out / "heldout" / "results.json", "en-words"),
+            "heldout_ned": metric(out / "heldout" / "results.json", "en-words", "ned"),
+            "seen_exact": metric(out / "seen" / "results.json", "words"),
+            "seen_ned": metric(out / "seen" / "results.json", "words", "ned")}
 
 
 def evaluate(run: Path, export: Path, args) -> dict:
@@ -90,9 +98,7 @@ def evaluate(run: Path, export: Path, args) -> dict:
     subprocess.run(qwen + ["eval", "text", "--suite", f"words:{seen_words(run)}", "--out", str(out / "seen")]
                    + common, check=True)
     hours, samples = wall_hours(run, step)
-    return {"step": step, "samples": samples, "cpu_hours": round(hours * CORES, 3),
-            "heldout_exact": exact(out / "heldout" / "results.json", "en-words"),
-            "seen_exact": exact(out / "seen" / "results.json", "words")}
+    return {"step": step, "samples": samples, "cpu_hours": round(hours * CORES, 3), "kind": kind, **scores(out)}
 
 
 def plot(curve: list[dict], vae_ocr: float | None, path: Path) -> None:
@@ -105,14 +111,16 @@ def plot(curve: list[dict], vae_ocr: float | None, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "samples", "training samples"), (axes[1], "cpu_hours", "CPU-hours")):
         xs = [c[key] for c in curve]
-        ax.plot(xs, [c["heldout_exact"] for c in curve], "o-", label="held-out words (en-words)")
-        ax.plot(xs, [c["seen_exact"] for c in curve], "s--", label="trained words")
+        ax.plot(xs, [c["heldout_exact"] for c in curve], "o-", color="C0", label="held-out words: exact")
+        ax.plot(xs, [c.get("heldout_ned", 0) for c in curve], "o:", color="C0", label="held-out words: 1 - NED")
+        ax.plot(xs, [c["seen_exact"] for c in curve], "s-", color="C1", label="trained words: exact")
+        ax.plot(xs, [c.get("seen_ned", 0) for c in curve], "s:", color="C1", label="trained words: 1 - NED")
         if vae_ocr is not None:
-            ax.axhline(vae_ocr, color="gray", linestyle=":", label=f"VAE reconstruction OCR ({vae_ocr:.2f})")
+            ax.axhline(vae_ocr, color="gray", linestyle="--", label=f"ceiling: VAE reconstruction, exact ({vae_ocr:.2f})")
         ax.set_xlabel(label)
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("OCR exact word accuracy")
+    axes[0].set_ylabel("OCR score")
     axes[0].legend(loc="upper left", fontsize=8)
     fig.suptitle("qwenimage-mini: 128x128, 20 steps, CFG 4")
     fig.tight_layout()
@@ -194,6 +202,9 @@ def main() -> int:
         if args.export_only:
             return 0
     curve = [json.loads(line) for line in curve_path.read_text().splitlines()] if curve_path.is_file() else []
+    for entry in curve:  # entries written before 1 - NED was recorded
+        if "heldout_ned" not in entry:
+            entry.update(scores(args.run / "eval" / ("raw" if args.raw else "exports") / f"step-{entry['step']:08d}"))
     done = {c["step"] for c in curve}
     for export in sorted((args.run / ("raw" if args.raw else "exports")).glob("step-*")):
         step = int(export.name.split("-")[1])

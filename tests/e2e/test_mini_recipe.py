@@ -1,5 +1,5 @@
 """The qwenimage-mini recipe (configs/train/mini_recipe.yaml and the configs it runs) end to end at toy length:
-synth -> base -> VAE -> VAE refine -> transformer curriculum -> assembled folder -> generate. So it cannot rot."""
+synth -> base -> VAE -> VAE refine -> decoder -> transformer curriculum -> assembled folder -> generate. So it cannot rot."""
 
 import json
 from pathlib import Path
@@ -18,14 +18,15 @@ TRANSFORMER = ["stages.0.steps=2", "stages.1.steps=2", "data.batch_size=2", "out
 
 
 def extra() -> str:
-    return "extra=" + json.dumps({"synth-s1": SYNTH, "synth-s2": SYNTH, "vae": VAE, "vae-refine": VAE,
-                                  "transformer": TRANSFORMER})
+    steps = {"synth-s1": SYNTH, "synth-s2": SYNTH, "vae": VAE, "vae-refine": VAE, "vae-decoder": VAE,
+             "transformer": TRANSFORMER}
+    return "extra=" + json.dumps(steps)
 
 
 def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--config", str(RECIPE), extra()]) == 0
-    assert "ran synth-s1, synth-s2, base, vae, vae-refine, transformer, assemble" in capsys.readouterr().out
+    assert "ran synth-s1, synth-s2, base, vae, vae-refine, vae-decoder, transformer, assemble" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
     stages = [json.loads(line)["stage"] for line in (tmp_path / "outputs/mini/train/log.jsonl").read_text().splitlines()]

@@ -38,3 +38,15 @@ def test_text_dropout_is_deterministic_and_near_its_rate():
     assert 0.08 < sum(first) / len(first) < 0.12
     assert not any(text_dropped(p, 3, 0, 0.0) for p in samples)
     assert not text_dropped(PlannedSample(0, "i2i", 5), 3, 0, 0.99)  # only text-to-image samples
+
+
+def test_a_log_line_torn_by_a_kill_does_not_break_the_resumed_run(tmp_path):
+    from qwenimage.train.monitor import Monitor, plot_loss, read_log
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "lo')  # killed in the middle of an append
+    monitor = Monitor(tmp_path, total_steps=4, start_step=2, tensorboard=False)
+    monitor.step(3, 0.5, 1e-4, 8, 64, "main", log=True)
+    monitor.close()
+    assert [row["step"] for row in read_log(log)] == [1, 3]
+    assert plot_loss(log, tmp_path / "loss.png") is not None

@@ -61,11 +61,14 @@ def run_train(args: argparse.Namespace) -> int:
         losses = Trainer(config).run()
     finally:
         shutdown_distributed()
+    return report_training("trained", losses, config.total_steps, config.output.dir)
+
+
+def report_training(what: str, losses: list[float], steps: int, out: str) -> int:
     if losses:
-        print(f"trained to step {config.total_steps}: first loss {losses[0]:.4f}, last loss {losses[-1]:.4f}; "
-              f"outputs in {config.output.dir}")
+        print(f"{what} to step {steps}: first loss {losses[0]:.4f}, last loss {losses[-1]:.4f}; outputs in {out}")
     else:
-        print(f"nothing to do: {config.output.dir} already holds step {config.total_steps}")
+        print(f"nothing to do: {out} already holds step {steps}")
     return 0
 
 
@@ -74,13 +77,7 @@ def run_vae_training(args: argparse.Namespace) -> int:
     from qwenimage.train.vae_trainer import VaeTrainConfig, VaeTrainer
 
     config = load_job_config(VaeTrainConfig, args.config, args.overrides)
-    losses = VaeTrainer(config).run()
-    if losses:
-        print(f"VAE trained to step {config.optim.steps}: first loss {losses[0]:.4f}, last loss {losses[-1]:.4f}; "
-              f"outputs in {config.output.dir}")
-    else:
-        print(f"nothing to do: {config.output.dir} already holds step {config.optim.steps}")
-    return 0
+    return report_training("VAE trained", VaeTrainer(config).run(), config.optim.steps, config.output.dir)
 
 
 def run_recipe_file(args: argparse.Namespace) -> int:

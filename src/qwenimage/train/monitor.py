@@ -23,6 +23,8 @@ class Monitor:
             self.writer = SummaryWriter(str(output / "tensorboard"))
         self.last = time.perf_counter()
         self.samples = self.tokens = 0
+        if enabled:
+            end_torn_line(output / "log.jsonl")
 
     def step(self, step: int, loss: float, lr: float, samples: int, tokens: int, stage: str, log: bool,
              extra: dict[str, float] | None = None) -> None:
@@ -55,10 +57,27 @@ class Monitor:
             plot_loss(self.output / "log.jsonl", self.output / "loss.png")
 
 
+def end_torn_line(path: Path) -> None:
+    """A run killed during an append leaves a last line without its newline: end it, so the resumed run's
+    records start on lines of their own (read_log skips the torn one)."""
+    if path.is_file() and path.stat().st_size:
+        with open(path, "rb+") as handle:
+            handle.seek(-1, 2)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
+
+
 def read_log(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            row = None  # a line torn by a killed run: skipped, the next record starts on a fresh line
+        if isinstance(row, dict) and "step" in row:
+            rows.append(row)
     latest = {row["step"]: row for row in rows}  # a resumed run may log a step twice: keep the newest
     return [latest[s] for s in sorted(latest)]
 

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 class VaeModelConfig:
     init: str = ""  # a vae/ folder to start from; empty: a fresh VAE of `preset`
     preset: str = "mini"  # mini (qwenimage-mini's VAE) or a name of qwenimage.vae.VAE_PRESETS
+    decoder_only: bool = False  # freeze the encoder: the latent space (and a transformer trained on it) stays valid
 
 
 @dataclass
@@ -206,7 +207,9 @@ class VaeTrainer:
         model = config.model
         self.vae = (WanVAE.from_pretrained(model.init) if model.init else WanVAE(vae_config_for(model.preset))).train()
         for name, param in self.vae.named_parameters():
-            param.requires_grad_(".time_conv." not in name)  # time convolutions see only video: frozen here
+            frozen = ".time_conv." in name  # time convolutions see only video: frozen here
+            frozen |= model.decoder_only and name.startswith(("encoder.", "quant_conv."))
+            param.requires_grad_(not frozen)
         optim = config.optim
         trainable = [p for p in self.vae.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(trainable, lr=optim.lr, betas=(0.9, 0.99))
@@ -264,7 +267,10 @@ class VaeTrainer:
         if self.ema is not None:
             self.ema.copy_to(self.vae)
         self.vae.eval()
-        mean, std = latent_statistics(self.vae, self.sampler, self.config.output.stats_images)
+        if self.config.model.decoder_only:  # the encoder did not change: keep its statistics
+            mean, std = list(self.vae.config.latents_mean), list(self.vae.config.latents_std)
+        else:
+            mean, std = latent_statistics(self.vae, self.sampler, self.config.output.stats_images)
         exported = WanVAE(dataclasses.replace(self.vae.config, latents_mean=tuple(mean), latents_std=tuple(std)))
         exported.load_state_dict(self.vae.state_dict())
         targets = [self.output / "vae"]
