@@ -48,6 +48,7 @@ def seen_words(run: Path, count: int = 100) -> Path:
 def wall_hours(run: Path, step: int) -> tuple[float, int]:
     """(wall-hours, samples) of the training log up to `step`."""
     hours, samples, last = 0.0, 0, 0
+    batch = samples_in(run)
     for line in (run / "log.jsonl").read_text().splitlines():
         try:
             entry = json.loads(line)
@@ -55,7 +56,6 @@ def wall_hours(run: Path, step: int) -> tuple[float, int]:
             continue  # a torn last line of a killed run
         if entry.get("step", 0) > step or "samples_per_s" not in entry:
             continue
-        batch = samples_in(run)
         done = (entry["step"] - last) * batch
         hours += done / max(entry["samples_per_s"], 1e-9) / 3600
         samples, last = samples + done, entry["step"]

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import torch
@@ -79,7 +80,7 @@ def build_mini_components(folder: str | Path, seed: int = 0) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     save_char_tokenizer(folder / "tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
-    save_char_tokenizer(folder / "processor")
+    shutil.copytree(folder / "tokenizer", folder / "processor", dirs_exist_ok=True)  # the processor's tokenizer
     write_json_atomic(folder / "processor" / "preprocessor_config.json", PREPROCESSOR_CONFIG)
     build_text_encoder(tokenizer, seed).save_pretrained(str(folder / "text_encoder"))
     if not (folder / "vae" / "config.json").is_file():

@@ -266,27 +266,35 @@ class Trainer:
             for i, result in enumerate(results):
                 result.image.save(folder / f"step-{self.step:08d}-{i}.png")
 
+    def full_state(self) -> dict[str, torch.Tensor] | None:
+        """Every weight of the (possibly sharded) model on the CPU, on the main rank (None elsewhere)."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return full if self.info.is_main else None
+
+    def save_transformer(self, state: dict[str, torch.Tensor], folder: Path) -> None:
+        """`state` as a diffusers transformer folder (built on the meta device: no second copy of the weights)."""
+        with torch.device("meta"):
+            export = QwenImageMMDiT(unwrap(self.model).config)
+        export.load_state_dict(state, assign=True)
+        export.save_pretrained(folder)
+
     def export_snapshot(self) -> Path | None:
         """The transformer's current weights (EMA when enabled; the training weights are left untouched) as a
         diffusers folder `exports/step-N/transformer`, written under a temporary name and renamed when complete."""
         import shutil
 
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        if not self.info.is_main:
+        full = self.full_state()
+        if full is None:
             return None
         if self.ema is not None:
             full = {name: self.ema.shadow.get(name, value) for name, value in full.items()}
         dtype = DTYPES[self.config.output.export_dtype]
-        base = unwrap(self.model)
-        with torch.device("meta"):
-            export = QwenImageMMDiT(base.config)
-        export.load_state_dict({k: v.to(dtype) for k, v in full.items()}, assign=True)
         final = self.output / "exports" / f"step-{self.step:08d}"
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        export.save_pretrained(tmp / "transformer")
+        self.save_transformer({k: v.to(dtype) for k, v in full.items()}, tmp / "transformer")
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         log.info("exported the transformer at step %d to %s", self.step, final)
@@ -294,20 +302,14 @@ class Trainer:
 
     def export(self) -> None:
         """Write the trained transformer (EMA weights when enabled) or the LoRA, in loadable formats."""
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
         if self.ema is not None:
             self.ema.copy_to(self.model)
-        full = get_model_state_dict(self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        if not self.info.is_main:
+        full = self.full_state()
+        if full is None:
             return
-        base = unwrap(self.model)
         if self.config.lora.rank > 0:
             from qwenimage.weights.lora import save_lora
 
-            save_lora(base, self.output / "lora.safetensors")
+            save_lora(unwrap(self.model), self.output / "lora.safetensors")
             return
-        with torch.device("meta"):
-            export = QwenImageMMDiT(base.config)
-        export.load_state_dict(full, assign=True)
-        export.save_pretrained(self.output / "transformer")
+        self.save_transformer(full, self.output / "transformer")

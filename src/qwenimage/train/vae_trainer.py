@@ -132,27 +132,13 @@ def vae_loss(vae: WanVAE, x: torch.Tensor, weights: VaeLossConfig,
 
 
 def shipped_photos(count: int) -> list[Record]:
-    """Up to `count` colour photos that ship with scikit-image (astronaut, coffee, chelsea, ...)."""
-    if count <= 0:
-        return []
+    """Up to `count` of the photos that ship with scikit-image: the synth engine's built-in backgrounds."""
     from PIL import Image
-    from skimage import data
 
-    names = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
-             "retina", "colorwheel", "cat", "logo", "motorcycle_left", "motorcycle_right")
-    out = []
-    for name in names[:count]:
-        loader = getattr(data, name, None)
-        if loader is None:
-            continue
-        try:
-            array = np.asarray(loader())
-        except Exception as err:  # noqa: BLE001 -- some datasets need a download; skip those
-            log.debug("photo %s unavailable: %s", name, err)
-            continue
-        if array.ndim == 3 and array.shape[2] >= 3:
-            out.append(Record(id=f"photo/{name}", image=Image.fromarray(array[..., :3].astype(np.uint8)), caption=""))
-    return out
+    from qwenimage.synth.scenes import photo_entries
+
+    return [Record(id=f"photo/{entry.name}", image=Image.fromarray(entry.load().astype(np.uint8)), caption="")
+            for entry in photo_entries(None, True)[:max(0, count)]]
 
 
 class CropSampler:
