@@ -101,6 +101,16 @@ def evaluate(run: Path, export: Path, args) -> dict:
     return {"step": step, "samples": samples, "cpu_hours": round(hours * CORES, 3), "kind": kind, **scores(out)}
 
 
+def continued(previous_path: Path, curve: list[dict]) -> list[dict]:
+    """The previous run's curve followed by this run's, whose samples and CPU-hours count on from the previous
+    run's last point (the run this one started from)."""
+    previous = sorted((json.loads(line) for line in previous_path.read_text().splitlines()), key=lambda c: c["step"])
+    last = previous[-1]
+    shifted = [{**c, "step": c["step"] + last["step"], "samples": c["samples"] + last["samples"],
+                "cpu_hours": round(c["cpu_hours"] + last["cpu_hours"], 3)} for c in curve]
+    return previous + shifted
+
+
 def plot(curve: list[dict], vae_ocr: float | None, path: Path) -> None:
     import matplotlib
 
@@ -193,6 +203,9 @@ def main() -> int:
     parser.add_argument("--raw", action="store_true", help="measure the training weights of the checkpoints "
                                                           "(exported to <run>/raw/) instead of the EMA exports")
     parser.add_argument("--export-only", action="store_true", help="with --raw: export new checkpoints, no eval")
+    parser.add_argument("--previous", type=Path, default=None,
+                        help="the curve (jsonl) of the run this one continues from: plotted first, and this run's "
+                             "samples and CPU-hours counted on from its last point")
     parser.add_argument("--grid", type=Path, default=None, help="also draw a contact sheet of this eval run folder")
     parser.add_argument("--grid-out", type=Path, default=ROOT / "docs" / "mini" / "heldout_grid.png")
     args = parser.parse_args()
@@ -219,6 +232,8 @@ def main() -> int:
     if args.vae_results and args.vae_results.is_file():
         data = json.loads(args.vae_results.read_text())
         vae_ocr = data.get("scalars", {}).get("ocr_exact/text")
+    if args.previous is not None:
+        curve = continued(args.previous, curve)
     if curve:
         plot(curve, vae_ocr, args.plot)
     if args.grid is not None:

@@ -43,6 +43,27 @@ def test_caption_quotes_the_text_with_its_case():
     assert cased == 20
 
 
+def test_scene_captions_use_the_eval_wording_for_their_share():
+    from qwenimage.eval.prompts import EN_WORD_TEMPLATES
+    from qwenimage.synth.words import EN_CAPTIONS
+
+    def wordings(share: float) -> list[str]:
+        words = strategy(scene_captions=share)
+        found = []
+        for seed in range(40):
+            sample = words.render(np.random.default_rng(seed), 128, 128, "en")
+            assert f'"{sample.text}"' in sample.caption
+            found.append(sample.caption.replace(f'"{sample.text}"', '"{}"'))
+        return found
+
+    scene = {template.replace("{text}", "{}") for template in EN_WORD_TEMPLATES}
+    assert set(wordings(0.0)) <= set(EN_CAPTIONS)
+    assert set(wordings(1.0)) <= scene
+    assert 8 <= sum(w not in EN_CAPTIONS for w in wordings(0.5)) <= 32
+    with pytest.raises(ValueError, match="scene_captions"):
+        WordsOptions.from_dict({"scene_captions": 1.5})
+
+
 def test_stage_one_layout_is_one_font_centred_black_on_white():
     words = strategy(fonts=["DejaVu Sans Bold"], jitter=0.0, colors=False)
     for seed in range(5):

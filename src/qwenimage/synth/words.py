@@ -45,6 +45,7 @@ class WordsOptions:
     vocab_size: int = 30000  # most frequent words kept
     temperature: float = 0.3  # word probability ~ frequency ** temperature
     exclude_words: str = "suite:en-words"  # a word file or suite:NAME; "" keeps every word
+    scene_captions: float = 0.0  # share of English captions in the evaluation prompts' scene wording
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "WordsOptions":
@@ -56,8 +57,9 @@ class WordsOptions:
         if "fonts" in values:
             values["fonts"] = tuple(values["fonts"])
         options = cls(**values)
-        if not 0 <= options.jitter <= 1 or not 0 <= options.phrase_share <= 1 or not 0 <= options.case_share <= 1:
-            raise ValueError(f"words options: jitter, phrase_share and case_share must lie in [0, 1], got {values}")
+        shares = ("jitter", "phrase_share", "case_share", "scene_captions")
+        if not all(0 <= getattr(options, name) <= 1 for name in shares):
+            raise ValueError(f"words options: {', '.join(shares)} must lie in [0, 1], got {values}")
         return options
 
 
@@ -132,7 +134,7 @@ class WordsStrategy(StrategyBase):
             rgb = color.rgb
         image = Image.fromarray(background.image)
         box = self._draw(ImageDraw.Draw(image), rng, face, text, width, height, rgb, options.jitter)
-        caption = str(rng.choice(ZH_CAPTIONS if language == "zh" else EN_CAPTIONS)).format(text)
+        caption = self.caption(rng, language, text, options)
         line = TextBox(text, box)
         words = [line] if language == "zh" else self._word_boxes(text, box, face)
         return SynthSample(
@@ -141,6 +143,19 @@ class WordsStrategy(StrategyBase):
             extra={"background": background.name_en, "text_color": color.en, "jitter": options.jitter,
                    "contrast": round(min_contrast(rgb, background.tones), 2)},
             texts=[text])
+
+    @staticmethod
+    def caption(rng: np.random.Generator, language: str, text: str, options: WordsOptions) -> str:
+        """A caption quoting `text`. With `scene_captions`, that share of English captions uses the scene wording
+        of the evaluation prompts ('a neon sign that reads "..."'): the words stay held out, the phrasing is the
+        one a user (and the en-words suite) asks with."""
+        if language == "zh":
+            return str(rng.choice(ZH_CAPTIONS)).format(text)
+        if options.scene_captions and rng.random() < options.scene_captions:
+            from qwenimage.eval.prompts import EN_WORD_TEMPLATES
+
+            return str(rng.choice(EN_WORD_TEMPLATES)).format(text=text)
+        return str(rng.choice(EN_CAPTIONS)).format(text)
 
     def _draw(self, draw: ImageDraw.ImageDraw, rng: np.random.Generator, face, text: str, width: int, height: int,
               rgb, jitter: float) -> tuple[int, int, int, int]:
