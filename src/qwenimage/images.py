@@ -7,13 +7,16 @@ RGB policy (`to_rgb`), one rule per kind of mode:
 - 16/32-bit integer greyscale (I;16*, I) is read as 16-bit (value / 257); an "I" image whose values all fit
   in 0..255 is read as 8-bit. Float greyscale (F) is read as 0..1 when its maximum is <= 1, else as 0..255.
 - Everything else (L, 1, P, CMYK, YCbCr, LAB, HSV, RGBX) goes through Pillow's own conversion.
-A file or image that cannot be decoded raises ImageError, never a Pillow exception.
+A file or image that cannot be decoded raises ImageError, never a Pillow exception; so does a file that
+declares more than MAX_PIXELS pixels (a "decompression bomb": a few bytes that would decode to gigabytes).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -23,7 +26,7 @@ EDIT_AREA = 1024 * 1024  # Edit: condition image (VL and VAE copies); Edit-Plus:
 EDIT_PLUS_VL_AREA = 384 * 384  # Edit-Plus: the copy each image gets for the VL encoder
 SIZE_MULTIPLE = 32
 MAX_ASPECT_RATIO = 200  # the Qwen2-VL image processor refuses longer/shorter ratios
-
+MAX_PIXELS = 178_956_970  # largest image load_image opens (Pillow's own bomb limit, about 13377 x 13377)
 
 
 class ImageError(ValueError):
@@ -34,18 +37,42 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 _INT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
-def load_image(path: str | Path | Image.Image) -> Image.Image:
-    """Open an image file, apply its EXIF orientation and convert it to RGB (see the module policy)."""
-    if isinstance(path, Image.Image):
-        return to_rgb(path)
+def load_image(source: str | Path | BinaryIO | Image.Image) -> Image.Image:
+    """Open an image file (or binary file object), apply its EXIF orientation and convert it to RGB (see the
+    module policy). Raises ImageError naming the file for anything unreadable or larger than MAX_PIXELS."""
+    if isinstance(source, Image.Image):
+        return to_rgb(source)
+    name = _describe(source)
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
+            _check_pixels(image.width, image.height)
             image = ImageOps.exif_transpose(image)
             return to_rgb(image)
     except ImageError as err:
-        raise ImageError(f"{path}: {err}") from err
+        raise ImageError(f"{name}: {err}") from err
+    except Image.DecompressionBombError as err:  # Pillow refuses before we see the size; its message holds it
+        raise ImageError(f"{name}: {_too_many_pixels(_pixels_in(str(err)))}") from err
     except (OSError, UnidentifiedImageError, SyntaxError) as err:  # missing, truncated or not an image
-        raise ImageError(f"cannot read image {path}: {err}") from err
+        raise ImageError(f"cannot read image {name}: {err}") from err
+
+
+def _describe(source: str | Path | BinaryIO) -> str:
+    return str(source) if isinstance(source, (str, Path)) else getattr(source, "name", None) or "image data"
+
+
+def _check_pixels(width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise ImageError(_too_many_pixels(width * height, f" ({width}x{height})"))
+
+
+def _pixels_in(message: str) -> int | None:
+    found = re.search(r"\((\d+) pixels\)", message)
+    return int(found.group(1)) if found else None
+
+
+def _too_many_pixels(pixels: int | None, size: str = "") -> str:
+    count = f"{pixels:,} pixels{size}" if pixels is not None else "too many pixels"
+    return f"image declares {count}, more than the limit of {MAX_PIXELS:,} pixels (a decompression bomb?)"
 
 
 def _greyscale_to_8bit(image: Image.Image) -> Image.Image:

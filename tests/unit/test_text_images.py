@@ -8,6 +8,7 @@ from PIL import Image
 
 from qwenimage.text.errors import ImageError
 from qwenimage.images import EDIT_AREA, EDIT_PLUS_VL_AREA, condition_size, load_image, resize_to_area, to_rgb
+from tests.helpers import png_declaring
 
 
 def _png_bytes(image: Image.Image) -> bytes:
@@ -115,3 +116,35 @@ def test_resize_to_area_gives_rgb_at_the_condition_size():
     resized = resize_to_area(image, EDIT_PLUS_VL_AREA)
     assert resized.mode == "RGB" and resized.size == condition_size(300, 200, EDIT_PLUS_VL_AREA)
     assert resized.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_decompression_bomb_is_an_image_error_naming_file_pixels_and_limit(tmp_path):
+    from qwenimage.images import MAX_PIXELS
+
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_declaring(20000, 20000))
+    assert path.stat().st_size < 100
+    with pytest.raises(ImageError, match=rf"bomb.png: image declares 400,000,000 pixels, more than the limit "
+                                         rf"of {MAX_PIXELS:,} pixels"):
+        load_image(path)
+    with pytest.raises(ImageError, match="image data: image declares 400,000,000 pixels"):
+        load_image(io.BytesIO(path.read_bytes()))  # file objects too (training shards hold bytes)
+
+
+def test_image_over_our_limit_but_under_pillows_is_refused_with_its_size(tmp_path, monkeypatch):
+    import qwenimage.images as images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    path = tmp_path / "big.png"
+    Image.new("RGB", (50, 40)).save(path)
+    with pytest.raises(ImageError, match=r"big.png: image declares 2,000 pixels \(50x40\), more than the limit "
+                                         r"of 1,000 pixels"):
+        load_image(path)
+
+
+def test_training_records_get_the_bomb_as_a_bad_image_error(tmp_path):
+    from qwenimage.train.records import open_record_image
+
+    (tmp_path / "bomb.png").write_bytes(png_declaring(20000, 20000))
+    with pytest.raises(ImageError, match="bomb.png: image declares 400,000,000 pixels"):
+        open_record_image(tmp_path / "bomb.png")

@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # bad input: config/checkpoint/image errors carry a clear message
         print(f"qwenimage {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: outputs are written atomically, so nothing half-written is left
+        print(f"qwenimage {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

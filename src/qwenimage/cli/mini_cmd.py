@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     tasks = p.add_subparsers(dest="mini_command", metavar="TASK", required=True)
     base = tasks.add_parser("base", help="write the untrained components (tokenizer, text encoder, VAE, settings)")
     base.add_argument("out", type=Path, help="output folder (diffusers layout, no transformer yet)")
-    base.add_argument("--seed", type=int, default=0)
+    base.add_argument("--seed", type=int, default=0,
+                      help="seed of the random initialisation: the frozen text encoder and the untrained VAE")
     base.set_defaults(run=run_base)
     assemble = tasks.add_parser("assemble", help="a pipeline folder from the base and a trained transformer")
     assemble.add_argument("--base", type=Path, required=True, help="the base folder (after VAE training)")
@@ -27,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     assemble.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16", help="stored weights")
     assemble.set_defaults(run=run_assemble)
     ship = tasks.add_parser("ship", help="copy an assembled folder into the package as the default model")
-    ship.add_argument("folder", type=Path)
+    ship.add_argument("folder", type=Path, help="an assembled pipeline folder (qwenimage mini assemble)")
     ship.set_defaults(run=run_ship)
     check = tasks.add_parser("check", help="verify the shipped default model against its manifest")
     check.set_defaults(run=run_check)

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import torch
 
-from qwenimage.components import COMPONENTS, class_of_folder
+from qwenimage.components import class_of_folder
 from qwenimage.dtypes import DTYPES
 
 
@@ -26,9 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     info.set_defaults(run=run_info)
 
     check = sub.add_parser("check", help="load a diffusers-layout folder strictly and report what it holds",
-                           description="Load a component folder (config.json + safetensors) or a pipeline folder "
-                                       "(model_index.json with component subfolders) with strict key and shape "
-                                       "checks. Exits 2 with a message naming the file and key on any mismatch.")
+                           description="Check a component folder (config.json + safetensors: a strict key and shape "
+                                       "load) or a pipeline folder: every component model_index.json lists must be "
+                                       "there, its JSON files must parse, its safetensors files must be complete "
+                                       "(headers and lengths), and the transformer and VAE must load strictly. "
+                                       "Prints one line per component and one error line per problem, naming the "
+                                       "file; exits 2 if there is any problem.")
     check.add_argument("folder", type=Path)
     check.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="cast weights (default: as stored)")
     check.set_defaults(run=run_check)
@@ -69,30 +73,22 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """A pipeline folder: every component it lists, each problem on its own line (exit 2 if any).
+    A component folder: a strict load (a problem is the usual one-line error)."""
+    from qwenimage.pipelines.check import check_pipeline_folder, load_strictly
+
     folder: Path = args.folder
-    if (folder / "model_index.json").is_file():
-        subfolders = [p for p in sorted(folder.iterdir()) if (p / "config.json").is_file() and _supported(p)]
-        if not subfolders:
-            raise ValueError(f"{folder}: a pipeline folder with no component qwenimage can load")
-    else:
-        subfolders = [folder]
-    for sub in subfolders:
-        cls = class_of_folder(sub)
-        start = time.perf_counter()
-        model = cls.from_pretrained(sub, dtype=DTYPES.get(args.dtype))
-        dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in model.parameters()})
-        print(f"{sub}: {cls.__name__}, {model.num_parameters():,} parameters ({', '.join(dtypes)}), "
-              f"all keys matched, loaded in {time.perf_counter() - start:.1f}s")
-    return 0
-
-
-def _supported(folder: Path) -> bool:
-    import json
-
-    try:
-        return json.loads((folder / "config.json").read_text()).get("_class_name") in COMPONENTS
-    except (OSError, ValueError):
-        return False
+    if not folder.is_dir():
+        raise ValueError(f"folder not found: {folder}")
+    if not (folder / "model_index.json").is_file():
+        print(load_strictly(folder, class_of_folder(folder), DTYPES.get(args.dtype)))
+        return 0
+    report = check_pipeline_folder(folder, DTYPES.get(args.dtype))
+    for line in report.lines:
+        print(line)
+    for problem in report.problems:
+        print(f"qwenimage check: error: {problem}", file=sys.stderr)
+    return 2 if report.problems else 0
 
 
 def run_convert_vae(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ kept, half-written ones redone; a folder holding a different job is refused.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 # flag -> job field, for the flags that map one to one
@@ -24,9 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--strategy", default=None, metavar="NAME[:W],...",
                    help="pure, compositional, complex, mix (all three equally), or weighted: pure:2,complex:1")
-    p.add_argument("--lang", default=None, metavar="LANG[:W],...", help="languages with weights (default zh,en)")
+    p.add_argument("--lang", default=None, metavar="LANG[:W],...",
+                   help="languages with weights: zh, en, mixed (default zh,en)")
     p.add_argument("--count", type=int, default=None, help="number of samples")
-    p.add_argument("--size", default=None, metavar="N|WxH", help="image size: 512 or 768x512 (default 512)")
+    p.add_argument("--size", default=None, metavar="N|WxH",
+                   help="image size: 512 or 768x512 (default 512; each side 16..4096)")
     p.add_argument("--out", type=Path, required=True, help="output folder (resumed when it holds this job)")
     p.add_argument("--seed", type=int, default=None, help="the same seed gives byte-identical shards (default 0)")
     p.add_argument("--shard-size", type=int, default=None, help="samples per shard (default 1000)")
@@ -62,6 +65,11 @@ def run_synth(args: argparse.Namespace) -> int:
     summary = run_job(job, args.out, options)
     print(format_summary(summary))
     print(f"shards, summary.json and report/ in {args.out}")
+    if summary["written"] == 0:  # nothing to train on: a failed run, whatever the reasons
+        reasons = ", ".join(f"{reason} x{n}" for reason, n in summary["discards"].items()) or "none recorded"
+        print(f"qwenimage synth: error: wrote 0 of {job.count} samples (discarded attempts: {reasons}); "
+              f"see {args.out / 'summary.json'}", file=sys.stderr)
+        return 1
     return 0
 
 

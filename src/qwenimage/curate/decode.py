@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from qwenimage.images import ImageError, to_rgb
 
@@ -41,8 +41,9 @@ class Decoded:
         return self.format in PLAIN_FORMATS and self.mode in ("RGB", "L") and self.orientation == 1
 
 
-def decode(data: bytes, max_pixels: int, draft_side: int | None = None) -> Decoded:
-    """Decode `data`; with `draft_side`, a JPEG may be decoded at 1/2..1/8 size but not below that side."""
+def decode(data: bytes, max_pixels: int, draft_side: int | None = None, name: str = "image") -> Decoded:
+    """Decode `data` (from `name`, the file or tar member errors name); with `draft_side`, a JPEG may be decoded
+    at 1/2..1/8 size but not below that side."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -57,10 +58,12 @@ def decode(data: bytes, max_pixels: int, draft_side: int | None = None) -> Decod
                 image.draft("RGB", (math.ceil(width / scale), math.ceil(height / scale)))
             image = ImageOps.exif_transpose(image)
             rgb = np.asarray(to_rgb(image))
-    except ImageError:
-        raise
+    except ImageError as err:
+        raise type(err)(f"{name}: {err}") from err
+    except UnidentifiedImageError as err:  # its message shows the BytesIO object, not the file
+        raise ImageError(f"{name}: cannot decode: not an image file Pillow can identify") from err
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-        raise ImageError(f"cannot decode: {err}") from err
+        raise ImageError(f"{name}: cannot decode: {err}") from err
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return Decoded(rgb, width, height, fmt, mode, orientation)

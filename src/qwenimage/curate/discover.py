@@ -73,6 +73,11 @@ def synth_sources(folder: Path, config: InputConfig, skipped: list[Skipped]) -> 
     return sources
 
 
+def _dangling_image_link(path: Path) -> bool:
+    """A symbolic link to a missing image file (its own name may lack the suffix): read as a rejected record."""
+    return path.is_symlink() and not path.exists() and Path(os.readlink(path)).suffix.lower() in IMAGE_SUFFIXES
+
+
 def folder_sources(folder: Path, config: InputConfig, skipped: list[Skipped]) -> list[Source]:
     """An input folder: its tars, or its images (recursively) with sidecars; synth output folders met on
     the way are read through their shards."""
@@ -86,7 +91,7 @@ def folder_sources(folder: Path, config: InputConfig, skipped: list[Skipped]) ->
                 nested.extend(synth_sources(here / name, config, skipped))
         dirs[:] = sorted(d for d in dirs if not is_synth_output(here / d, config))
         images.extend((here / f).relative_to(folder).as_posix() for f in files
-                      if Path(f).suffix.lower() in IMAGE_SUFFIXES)
+                      if Path(f).suffix.lower() in IMAGE_SUFFIXES or _dangling_image_link(here / f))
     tars = sorted(folder.glob("*.tar"))
     found = [Source("folder", folder, members=sorted(images))] if images or not (tars or nested) else []
     found += [Source("tar", tar, synthetic=fnmatch.fnmatch(tar.name, config.synthetic_glob)) for tar in tars]

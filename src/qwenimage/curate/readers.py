@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import tarfile
 from itertools import islice
 from pathlib import Path
@@ -42,12 +43,23 @@ def read_folder(shard: InputShard) -> list[Record]:
     root, records = Path(shard.path), []
     for relative in shard.members:
         path = root / relative
+        if path.is_symlink() and not path.exists():
+            records.append(_dangling(shard, relative, path))
+            continue
         meta = _read_json(path.with_suffix(".json")) if path.with_suffix(".json").is_file() else {}
         caption = path.with_suffix(".txt").read_text(encoding="utf-8", errors="replace") \
             if path.with_suffix(".txt").is_file() else meta.get("caption")
         records.append(Record(id=f"{shard.label}/{relative}", source=shard.path, image_path=str(path),
                               kind=SYNTHETIC if shard.synthetic else WEB, captions=_captions(caption), metadata=meta))
     return records
+
+
+def _dangling(shard: InputShard, relative: str, path: Path) -> Record:
+    """A symbolic link whose target is gone: a rejected record naming both, not a silent gap."""
+    record = Record(id=f"{shard.label}/{relative}", source=shard.path, image_path=str(path),
+                    kind=SYNTHETIC if shard.synthetic else WEB)
+    record.reject("s1", "dangling_symlink", f"{path} links to {os.readlink(path)}, which does not exist"[:300])
+    return record
 
 
 def _manifest_rows(path: Path) -> Iterator[dict]:
@@ -154,7 +166,7 @@ def _tar_record(shard: InputShard, key: str, parts: dict[str, bytes]) -> Record 
     if not caption and "txt" in parts:
         caption = parts["txt"].decode("utf-8", errors="replace")
     return Record(id=f"{shard.label}/{key}", source=shard.path, kind=SYNTHETIC if shard.synthetic else WEB,
-                  image_bytes=parts[image_ext], captions=_captions(caption),
+                  image_bytes=parts[image_ext], member=f"{key}.{image_ext}", captions=_captions(caption),
                   metadata=meta if isinstance(meta, dict) else {})
 
 

@@ -46,6 +46,7 @@ class Record:
     kind: str = WEB  # web | synthetic (synthetic records enter at S4, as in the report)
     image_bytes: bytes | None = None  # the encoded file; dropped once a shard is assessed
     image_path: str | None = None  # where the bytes come from when the input references files
+    member: str | None = None  # the image's member name when the input is a tar shard
     captions: list[Caption] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)  # sidecar / manifest / shard json fields
     scores: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> name -> value
@@ -84,6 +85,12 @@ class Record:
         source = self.labels.get("caption_source")
         return next((c for c in self.captions if c.source == source), self.captions[0] if self.captions else None)
 
+    def where(self) -> str:
+        """The image's file, or `shard.tar:member`, for messages."""
+        if self.image_path is not None:
+            return self.image_path
+        return f"{self.source}:{self.member}" if self.member else f"{self.source} ({self.id})"
+
     def read_bytes(self) -> bytes:
         if self.image_bytes is not None:
             return self.image_bytes
@@ -102,6 +109,7 @@ class Record:
         """Everything but the image (bytes and pixels)."""
         return {
             "id": self.id, "source": self.source, "kind": self.kind, "image_path": self.image_path,
+            "member": self.member,
             "captions": [{"text": c.text, "source": c.source} for c in self.captions],
             "metadata": self.metadata, "scores": self.scores, "labels": self.labels,
             "rejection": None if self.rejection is None else vars(self.rejection).copy(),
@@ -112,7 +120,7 @@ class Record:
     def from_json(cls, data: dict) -> Record:
         rejection = data.get("rejection")
         return cls(id=data["id"], source=data["source"], kind=data.get("kind", WEB),
-                   image_path=data.get("image_path"),
+                   image_path=data.get("image_path"), member=data.get("member"),
                    captions=[Caption(**c) for c in data.get("captions", [])],
                    metadata=data.get("metadata", {}), scores=data.get("scores", {}), labels=data.get("labels", {}),
                    rejection=None if rejection is None else Rejection(**rejection),

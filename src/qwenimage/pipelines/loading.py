@@ -7,9 +7,13 @@ from pathlib import Path
 
 import torch
 
+from qwenimage.devices import resolve_device
+from qwenimage.images import load_image, load_mask
 from qwenimage.model import QwenImageMMDiT
-from qwenimage.pipelines.pipeline import QwenImagePipeline
+from qwenimage.pipelines.pipeline import QwenImagePipeline, check_edit_support
+from qwenimage.pipelines.request import GenerationRequest, Task
 from qwenimage.pipelines.sizes import SizeLimits
+from qwenimage.pipelines.tasks import source_image, target_size
 from qwenimage.sampling.schedule import ScheduleConfig
 from qwenimage.vae import WanVAE
 from qwenimage.weights.config_io import read_json
@@ -32,20 +36,46 @@ def load_pipeline(folder: str | Path, *, dtype: torch.dtype | None = None, devic
                   cfg_batching: bool | None = None) -> QwenImagePipeline:
     from qwenimage.text import ConditionEncoder
 
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"model folder not found: {folder}")
-    index = read_json(folder / "model_index.json", what="model_index.json (a diffusers pipeline folder)")
+    folder, device = Path(folder), resolve_device(device)
+    index = _model_index(folder)
     load_device = "cpu" if offload else device
     transformer = QwenImageMMDiT.from_pretrained(folder / "transformer", dtype=dtype, device=load_device)
     vae = WanVAE.from_pretrained(folder / "vae", dtype=dtype, device=load_device)
     if vae_tiling:
         vae.enable_tiling()
     encoder = ConditionEncoder.from_pretrained(folder, dtype=dtype, device=load_device)
-    settings = model_settings(folder)
-    limits = SizeLimits(**settings.get("size_limits", {}))
     pipe = QwenImagePipeline(transformer, vae, encoder, ScheduleConfig.from_folder(folder / "scheduler"),
-                             device=device, size_limits=limits, edit_style=EDIT_STYLES.get(index.get("_class_name")),
+                             device=device, size_limits=size_limits(folder),
+                             edit_style=EDIT_STYLES.get(index.get("_class_name")),
                              cfg_batching=cfg_batching, offload=offload)
     log.info("loaded %s (%s) from %s", index.get("_class_name"), dtype or "stored dtype", folder)
     return pipe
+
+
+def check_requests(folder: str | Path, requests: list[GenerationRequest]) -> None:
+    """Every check that needs no weights, against the model folder's settings, before anything is loaded:
+    the request values, the input images (readable, not too large, the mask's size), the output size (with
+    where a derived size comes from), and whether the model can do the task. Raises ValueError."""
+    folder = Path(folder)
+    edit_style = EDIT_STYLES.get(_model_index(folder).get("_class_name"))
+    limits = size_limits(folder)
+    step = WanVAE.config_from_folder(folder / "vae").spatial_factor * 2  # pixels per token side
+    for request in requests:
+        request.validate()
+        check_edit_support(edit_style, len(request.images))
+        for image in request.images[:-1]:
+            load_image(image)  # every condition image must be readable, not only the one that sets the size
+        source = source_image(request)
+        width, height = target_size(request, limits, step, source.size if source is not None else None)
+        if request.task is Task.INPAINT:
+            load_mask(request.mask, (width, height))
+
+
+def size_limits(folder: Path) -> SizeLimits:
+    return SizeLimits(**model_settings(folder).get("size_limits", {}))
+
+
+def _model_index(folder: Path) -> dict:
+    if not folder.is_dir():
+        raise ValueError(f"model folder not found: {folder}")
+    return read_json(folder / "model_index.json", what="model_index.json (a diffusers pipeline folder)")

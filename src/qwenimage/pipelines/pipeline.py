@@ -47,6 +47,16 @@ class GenerationResult:
     seed: int | None
 
 
+def check_edit_support(edit_style: str | None, num_images: int) -> None:
+    """A model of `edit_style` (None: text-to-image) can take `num_images` condition images, or ValueError."""
+    if num_images and edit_style is None:
+        raise ValueError("this model folder holds a text-to-image model; editing with condition images needs "
+                         "Qwen-Image-Edit weights (model_index.json names QwenImageEdit[Plus]Pipeline)")
+    if num_images > 1 and edit_style == "edit":
+        raise ValueError(f"this edit model takes one condition image, got {num_images} "
+                         "(multi-image editing needs Qwen-Image-Edit-2509 or later)")
+
+
 class QwenImagePipeline:
     def __init__(self, transformer, vae, encoder, schedule: ScheduleConfig = ScheduleConfig(), *,
                  device: str | torch.device = "cpu", size_limits: SizeLimits = SizeLimits(),
@@ -111,12 +121,7 @@ class QwenImagePipeline:
         return positive, negative
 
     def _encode_one(self, prompt: str, images, max_sequence_length: int) -> TextConditioning:
-        if images and self.edit_style is None:
-            raise ValueError("this model folder holds a text-to-image model; editing with condition images needs "
-                             "Qwen-Image-Edit weights (model_index.json names QwenImageEdit[Plus]Pipeline)")
-        if images and self.edit_style == "edit" and len(images) > 1:
-            raise ValueError(f"this edit model takes one condition image, got {len(images)} "
-                             "(multi-image editing needs Qwen-Image-Edit-2509 or later)")
+        check_edit_support(self.edit_style, len(images or []))
         if images:
             out = self.encoder.encode_edit([prompt], [images], style=self.edit_style)
         else:
@@ -145,7 +150,7 @@ class QwenImagePipeline:
                  preview: PreviewFn | None = None) -> list[GenerationResult]:
         requests = [requests] if isinstance(requests, GenerationRequest) else list(requests)
         for r in requests:
-            r.task  # validates the combination of inputs early  # noqa: B018
+            r.validate()  # every value that needs no weights, before any work
         with torch.inference_mode():
             prepared = [prepare(self, r) for r in requests]
             results: list[GenerationResult | None] = [None] * len(requests)

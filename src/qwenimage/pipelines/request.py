@@ -7,10 +7,16 @@ from enum import Enum
 from pathlib import Path
 from typing import Union
 
+import math
+import numbers
+
 import torch
 from PIL import Image
 
+from qwenimage.sampling.schedule import MAX_STEPS
+
 ImageInput = Union[str, Path, Image.Image]
+SEED_RANGE = 2**64  # seeds are 0 <= seed < 2**64, what torch.Generator.manual_seed takes (and torch.seed gives)
 
 
 class Task(str, Enum):
@@ -27,9 +33,9 @@ class GenerationRequest:
     width: int | None = None  # default: 1024x1024 (t2i) or from the (last) condition / init image
     height: int | None = None
     aspect: str | None = None  # one of sizes.ASPECT_PRESETS, instead of width/height
-    num_steps: int = 50
+    num_steps: int = 50  # 1..MAX_STEPS (1000)
     true_cfg_scale: float = 4.0
-    seed: int | None = None
+    seed: int | None = None  # 0 <= seed < 2**64; None: a random seed, recorded in the result
     images: list[ImageInput] = field(default_factory=list)  # edit: condition images (target size from the last)
     init_image: ImageInput | None = None  # img2img / inpaint: the image to start from
     mask: ImageInput | None = None  # inpaint: white = repaint
@@ -49,8 +55,31 @@ class GenerationRequest:
             raise ValueError("a mask needs an init image to inpaint")
         return Task.TEXT_TO_IMAGE
 
+    def validate(self) -> None:
+        """Check every value that needs no model weights; raises ValueError naming the bad value."""
+        from qwenimage.text.encoder import MAX_TEXT_TOKENS
+
+        self.task  # noqa: B018  (checks the combination of inputs)
+        _check_int("num_steps", self.num_steps, 1, MAX_STEPS)
+        _check_int("max_sequence_length", self.max_sequence_length, 1, MAX_TEXT_TOKENS)
+        if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed < SEED_RANGE):
+            raise ValueError(f"seed must be an integer with 0 <= seed < 2**64, got {self.seed!r}")
+        if not 0 <= self.strength <= 1:
+            raise ValueError(f"strength must be in [0, 1], got {self.strength}")
+        if not math.isfinite(self.true_cfg_scale):
+            raise ValueError(f"true_cfg_scale must be a finite number, got {self.true_cfg_scale}")
+
     def uses_cfg(self) -> bool:
         return self.true_cfg_scale > 1 and self.negative_prompt is not None
 
     def start_strength(self) -> float:
         return self.strength if self.task in (Task.IMG2IMG, Task.INPAINT) else 1.0
+
+
+def _check_int(name: str, value: int, low: int, high: int) -> None:
+    if not _is_int(value) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)

@@ -15,7 +15,7 @@ from PIL import Image
 
 from qwenimage.images import EDIT_AREA, condition_size, load_image, load_mask, resize_to_area
 from qwenimage.pipelines.request import GenerationRequest, Task
-from qwenimage.pipelines.sizes import DEFAULT_SIZE, floor_to_multiple, resolve_size
+from qwenimage.pipelines.sizes import DEFAULT_SIZE, SizeLimits, floor_to_multiple, resolve_size
 from qwenimage.sampling.conditioning import TextConditioning
 from qwenimage.sampling.packing import pack_latents
 
@@ -50,17 +50,46 @@ def prepare(pipe: QwenImagePipeline, request: GenerationRequest) -> Prepared:
     return prepared
 
 
-def output_size(pipe: QwenImagePipeline, request: GenerationRequest, default: tuple[int, int]) -> tuple[int, int]:
-    """Sizes the user asked for are checked strictly; sizes derived from input images are floored to fit."""
-    if request.width is None and request.height is None and request.aspect is None:
-        return floor_to_multiple(*default, pipe.token_step)
-    width, height = resolve_size(request.width, request.height, request.aspect, default=default)
-    pipe.size_limits.check(width, height)
+def target_size(request: GenerationRequest, limits: SizeLimits, step: int,
+                source_size: tuple[int, int] | None = None) -> tuple[int, int]:
+    """The output (width, height). Sizes the user asked for are checked strictly; a size derived from the
+    input image (`source_size`, EXIF-transposed) or the default is floored to multiples of `step` and, when
+    out of range, the error says where it came from and what to pass instead."""
+    default, origin = default_size(request.task, source_size)
+    if request.width is not None or request.height is not None or request.aspect is not None:
+        width, height = resolve_size(request.width, request.height, request.aspect, default=default)
+        limits.check(width, height)
+        return width, height
+    width, height = floor_to_multiple(*default, step)
+    try:
+        limits.check(width, height)
+    except ValueError as err:
+        raise ValueError(f"{err}; no size was given, so {width}x{height} comes from {origin}: pass --width and "
+                         f"--height (multiples of {step} within {limits.min_side}..{limits.max_side})") from err
     return width, height
 
 
+def default_size(task: Task, source_size: tuple[int, int] | None) -> tuple[tuple[int, int], str]:
+    """The size a request gets when it names none, and where that size comes from (for error messages)."""
+    if task is Task.TEXT_TO_IMAGE:
+        return DEFAULT_SIZE, f"the default size {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}"
+    if source_size is None:
+        raise ValueError(f"a {task.value} request needs the size of its input image")
+    if task is Task.EDIT:
+        return condition_size(*source_size), (f"the last input image ({source_size[0]}x{source_size[1]}) scaled "
+                                              f"to the model's edit area of about {EDIT_AREA:,} pixels")
+    return source_size, f"the input image ({source_size[0]}x{source_size[1]})"
+
+
+def source_image(request: GenerationRequest) -> Image.Image | None:
+    """The image whose size sets the output size when none is given: the last condition or the init image."""
+    if request.images:
+        return load_image(request.images[-1])
+    return load_image(request.init_image) if request.init_image is not None else None
+
+
 def prepare_text_to_image(pipe: QwenImagePipeline, request: GenerationRequest) -> Prepared:
-    width, height = output_size(pipe, request, default=DEFAULT_SIZE)
+    width, height = target_size(request, pipe.size_limits, pipe.token_step)
     generator = pipe.generator(request)
     return Prepared(request, width, height, pipe.initial_noise(request, width, height, generator),
                     *pipe.encode_text(request), reference_grids=[], reference_tokens=None)
@@ -70,7 +99,7 @@ def prepare_edit(pipe: QwenImagePipeline, request: GenerationRequest) -> Prepare
     """Condition images go to the VL encoder (with the prompt) and, as latents, after the target tokens."""
     images = [load_image(i) for i in request.images]
     vae_images = [resize_to_area(img, EDIT_AREA) for img in images]
-    width, height = output_size(pipe, request, default=condition_size(images[-1].width, images[-1].height))
+    width, height = target_size(request, pipe.size_limits, pipe.token_step, images[-1].size)
     generator = pipe.generator(request)
     tokens, grids = [], []
     for img in vae_images:
@@ -84,7 +113,7 @@ def prepare_edit(pipe: QwenImagePipeline, request: GenerationRequest) -> Prepare
 def prepare_from_image(pipe: QwenImagePipeline, request: GenerationRequest) -> Prepared:
     """img2img and inpaint: the init image's sampled latents are the start (noised to the first sigma)."""
     image = load_image(request.init_image)
-    width, height = output_size(pipe, request, default=image.size)
+    width, height = target_size(request, pipe.size_limits, pipe.token_step, image.size)
     if image.size != (width, height):
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     mask_pixels = load_mask(request.mask, image.size) if request.mask is not None else None

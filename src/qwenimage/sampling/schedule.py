@@ -20,6 +20,8 @@ import torch
 from qwenimage.weights.config_io import read_json
 from qwenimage.weights.errors import ConfigError
 
+MAX_STEPS = 1000  # the schedule's ceiling: the official models are trained on 1000 timesteps
+
 # keys of a diffusers scheduler config that must be off (we do not implement those variants)
 UNSUPPORTED_FLAGS = ("invert_sigmas", "stochastic_sampling", "use_karras_sigmas", "use_exponential_sigmas",
                      "use_beta_sigmas")
@@ -82,6 +84,8 @@ def sigmas_for(num_steps: int, image_seq_len: int, config: ScheduleConfig = Sche
     """[num_steps + 1] fp32 sigmas, decreasing from 1, the last entry 0 (the clean image)."""
     if num_steps < 1:
         raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+    if num_steps > MAX_STEPS:
+        raise ValueError(f"num_steps must be at most {MAX_STEPS}, got {num_steps}")
     sigma = torch.linspace(1.0, 1.0 / num_steps, num_steps, dtype=torch.float64)
     if config.use_dynamic_shifting:
         sigma = time_shift(sigma, shift_mu(image_seq_len, config), config.time_shift_type)

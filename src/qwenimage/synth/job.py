@@ -14,9 +14,12 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from qwenimage.synth.config import LANGUAGES
+
 STRATEGY_FACTORY = "qwenimage.synth.worker:build_renderer_strategy"
 FORMATS = ("wds", "folder")
 MIX = ("complex", "compositional", "pure")  # what "mix" means; the renderer's STRATEGIES has the same names
+MAX_SIDE = 4096  # the largest width or height (a 4096x4096 RGB canvas is 48 MiB; the model trains up to 1328)
 
 
 @dataclass
@@ -47,9 +50,13 @@ class SynthJob:
             self.languages = parse_weights(self.languages, "language")
         self.strategies = _normalized_weights(self.strategies, "strategy")
         self.languages = _normalized_weights(self.languages, "language")
+        unknown = sorted(set(self.languages) - set(LANGUAGES))
         checks = [
             (self.count >= 1, f"count must be at least 1, got {self.count}"),
             (self.width >= 16 and self.height >= 16, f"size {self.width}x{self.height} is below 16x16"),
+            (self.width <= MAX_SIDE and self.height <= MAX_SIDE,
+             f"size {self.width}x{self.height} is above the maximum of {MAX_SIDE}x{MAX_SIDE}"),
+            (not unknown, f"unknown language {', '.join(map(repr, unknown))}: choose from {', '.join(LANGUAGES)}"),
             (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
             (self.shard_size >= 1, f"shard size must be at least 1, got {self.shard_size}"),
             (self.format in FORMATS, f"format must be one of {', '.join(FORMATS)}, got {self.format!r}"),

@@ -22,7 +22,9 @@ from qwenimage.text.processor import EncoderInputs, VisionTextProcessor, load_im
 from qwenimage.text.templates import (EDIT_PLUS_TEMPLATE, EDIT_TEMPLATE, T2I_TEMPLATE, PromptTemplate, drop_count,
                                       token_ids)
 from qwenimage.weights.errors import CheckpointError
+from qwenimage.weights.load import find_weight_files, read_shapes
 
+TEXT_ENCODER_WEIGHTS = "model.safetensors"  # transformers' name (sharded: model.safetensors.index.json)
 MAX_TEXT_TOKENS = 1024  # the reference's tokenizer_max_length: prompt + closing template tokens
 DEFAULT_MAX_SEQUENCE_LENGTH = 512
 
@@ -125,6 +127,7 @@ class ConditionEncoder(nn.Module):
 def _load_vl_model(folder: Path, dtype: torch.dtype | None) -> nn.Module:
     """Qwen2.5-VL from `folder`; a checkpoint that lacks weights (other than the unused LM head) is an error
     instead of transformers' silent random initialisation."""
+    check_weight_files(folder)
     vl_model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
         str(folder), dtype=dtype or "auto", local_files_only=True, output_loading_info=True)
     missing = sorted(k for k in info["missing_keys"] if not k.startswith("lm_head."))
@@ -133,6 +136,16 @@ def _load_vl_model(folder: Path, dtype: torch.dtype | None) -> nn.Module:
         raise CheckpointError(f"{folder}: {len(bad)} text-encoder weight(s) missing or of the wrong shape, "
                               f"e.g. {', '.join(bad[:3])}")
     return vl_model
+
+
+def check_weight_files(folder: Path) -> int:
+    """Read the safetensors headers of the text encoder (no tensor data) and return the tensor count: a missing
+    shard or a truncated or corrupt file raises the CheckpointError the transformer and the VAE give.
+    A folder with only PyTorch .bin files is left to transformers (0)."""
+    has_safetensors = any(folder.glob("*.safetensors")) or any(folder.glob("*.safetensors.index.json"))
+    if not has_safetensors and any(folder.glob("*.bin")):
+        return 0
+    return len(read_shapes(find_weight_files(folder, name=TEXT_ENCODER_WEIGHTS)))
 
 
 def _edit_style(style: str | EditStyle) -> EditStyle:

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+DTYPE_NAMES = ("fp32", "bf16", "fp16")  # qwenimage.dtypes.DTYPES, named here without importing torch
+# what a resumed run must share with the run that wrote its checkpoints (the rest, e.g. steps, stages, lr,
+# log and checkpoint intervals, may change): the weights' shapes and dtype, the LoRA layout, the objective
+RESUME_FIXED = ("model", "lora", "objective.kind")
+RESUME_FREE = ("model.activation_checkpointing",)  # recomputes activations: same numbers, less memory
+
 
 @dataclass
 class ModelConfig:
@@ -32,6 +38,9 @@ class DataConfig:
     max_restarts: int = 3  # a Ray producer that dies is restarted up to this many times (-1: always)
     sources_file: str = ""  # watched YAML: a list of sources or {sources, tasks}; edits apply at an epoch boundary
     watch_every: int = 10  # steps between checks for data updates (0: never)
+    # records skipped as unreadable (image, JSON sidecar, tar member) that a run tolerates: a share of all the
+    # records when < 1 (0.05 = 5 %), a count when >= 1; more is an error before training starts
+    max_bad_records: float = 0.05
 
 
 @dataclass
@@ -131,7 +140,64 @@ class TrainConfig:
                              f"{data.producer!r}, {data.producers}, {data.prefetch}")
         if self.parallel.strategy not in ("none", "ddp", "fsdp"):
             raise ValueError(f"parallel.strategy must be none|ddp|fsdp, got {self.parallel.strategy!r}")
+        for name, value, ok, rule in self._ranges():
+            if not ok:
+                raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+    def _ranges(self) -> list[tuple[str, object, bool, str]]:
+        """(field, value, valid, rule) for every number and name that would otherwise fail mid-run."""
+        d, o, out, lora = self.data, self.optim, self.output, self.lora
+        checks = [(f"stages[{i}].steps", s.steps, s.steps >= 1, ">= 1") for i, s in enumerate(self.stages)]
+        checks += [(f"stages[{i}].resolution", s.resolution, s.resolution >= 16, ">= 16")
+                   for i, s in enumerate(self.stages)]
+        return checks + [
+            ("data.batch_size", d.batch_size, d.batch_size >= 1, ">= 1"),
+            ("data.cache_size", d.cache_size, d.cache_size >= 0, ">= 0"),
+            ("data.watch_every", d.watch_every, d.watch_every >= 0, ">= 0 (0: never)"),
+            ("data.max_bad_records", d.max_bad_records, d.max_bad_records >= 0, ">= 0 (a share < 1 or a count)"),
+            ("optim.lr", o.lr, o.lr > 0, "> 0"),
+            ("optim.warmup_steps", o.warmup_steps, o.warmup_steps >= 0, ">= 0"),
+            ("optim.min_lr_ratio", o.min_lr_ratio, 0 <= o.min_lr_ratio <= 1, "in [0, 1]"),
+            ("optim.grad_clip", o.grad_clip, o.grad_clip >= 0, ">= 0 (0: no clipping)"),
+            ("optim.grad_accumulation", o.grad_accumulation, o.grad_accumulation >= 1, ">= 1"),
+            ("optim.ema_decay", o.ema_decay, 0 <= o.ema_decay < 1, "in [0, 1) (0: no EMA)"),
+            ("lora.rank", lora.rank, lora.rank >= 0, ">= 0 (0: full fine-tuning)"),
+            ("lora.alpha", lora.alpha, lora.alpha is None or lora.alpha > 0, "> 0 or null"),
+            ("output.log_every", out.log_every, out.log_every >= 1, ">= 1"),
+            ("output.checkpoint_every", out.checkpoint_every, out.checkpoint_every >= 1, ">= 1"),
+            ("output.sample_every", out.sample_every, out.sample_every >= 0, ">= 0 (0: never)"),
+            ("output.export_every", out.export_every, out.export_every >= 0, ">= 0 (0: never)"),
+            ("output.sample_steps", out.sample_steps, out.sample_steps >= 1, ">= 1"),
+            ("model.dtype", self.model.dtype, self.model.dtype in DTYPE_NAMES, f"one of {', '.join(DTYPE_NAMES)}"),
+            ("output.export_dtype", out.export_dtype, out.export_dtype in DTYPE_NAMES,
+             f"one of {', '.join(DTYPE_NAMES)}"),
+        ]
 
     @property
     def total_steps(self) -> int:
         return sum(s.steps for s in self.stages)
+
+
+def resume_changes(saved: dict, current: dict) -> list[str]:
+    """The RESUME_FIXED fields that differ between a saved config and the current one (both as plain dicts,
+    see qwenimage.jobconfig.job_config_to_dict), as "name: old there, new now"."""
+    changes = []
+    for key in RESUME_FIXED:
+        old, new = _dotted(saved, key), _dotted(current, key)
+        for name in sorted(set(_flat(old, key)) | set(_flat(new, key))):
+            before, after = _flat(old, key).get(name), _flat(new, key).get(name)
+            if before != after and name not in RESUME_FREE:
+                changes.append(f"{name}: {before!r} there, {after!r} now")
+    return changes
+
+
+def _dotted(tree: dict, key: str):
+    for part in key.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def _flat(value, prefix: str) -> dict:
+    if not isinstance(value, dict):
+        return {prefix: list(value) if isinstance(value, tuple) else value}
+    return {name: v for k, sub in value.items() for name, v in _flat(sub, f"{prefix}.{k}").items()}

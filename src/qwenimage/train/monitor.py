@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from qwenimage.train.faults import write_text
+
 
 class Monitor:
     """Rank 0 only. `log.jsonl` is appended per logged step, so a resumed run continues the same curve."""
@@ -41,7 +43,7 @@ class Monitor:
                   "tokens_per_s": self.tokens / elapsed, **(extra or {})}
         self.bar.set_postfix(loss=f"{loss:.4f}", stage=stage, sps=f"{record['samples_per_s']:.1f}")
         with open(self.output / "log.jsonl", "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+            write_text(handle, json.dumps(record) + "\n", "log", step)
         if self.writer is not None:
             for key in ("loss", "lr", "samples_per_s", "tokens_per_s"):
                 self.writer.add_scalar(f"train/{key}", record[key], step)
@@ -58,13 +60,17 @@ class Monitor:
 
 
 def end_torn_line(path: Path) -> None:
-    """A run killed during an append leaves a last line without its newline: end it, so the resumed run's
-    records start on lines of their own (read_log skips the torn one)."""
-    if path.is_file() and path.stat().st_size:
-        with open(path, "rb+") as handle:
-            handle.seek(-1, 2)
-            if handle.read(1) != b"\n":
-                handle.write(b"\n")
+    """A run killed during an append leaves a last line without its newline: cut it off (its record is lost
+    either way), so that every line of the log is a whole JSON record again before the resumed run appends."""
+    if not path.is_file() or not path.stat().st_size:
+        return
+    with open(path, "rb+") as handle:
+        handle.seek(-1, 2)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        data = handle.read()
+        handle.truncate(data.rfind(b"\n") + 1)  # 0 when the torn line is the only one
 
 
 def read_log(path: Path) -> list[dict]:

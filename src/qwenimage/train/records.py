@@ -5,19 +5,26 @@ A source is a folder of images, one .tar shard, or a folder of .tar shards (the 
 images with sidecars of the same stem: `x.png` + `x.txt` (caption) and/or `x.json`
 ({"caption", "text", "instruction", "source", "lose"}; paths relative to the folder). A tar shard holds
 `key.png|jpg` + `key.json` / `key.txt` (the synth engine's and curation's output layout).
+
+A sample that cannot be read (an image whose header Pillow cannot read, a sidecar that is not a JSON
+object, a tar member that is no image, a shard cut short) is skipped, named in the log and counted, as
+curation does; more of them than `data.max_bad_records` allows stops the run before any model loads.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import tarfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from qwenimage.images import load_image
+from qwenimage.images import MAX_PIXELS, load_image
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -62,23 +69,57 @@ def open_record_image(source: Image.Image | Path) -> Image.Image:
     return source if isinstance(source, Image.Image) else load_image(source)
 
 
-def read_records(sources: list[str | Path]) -> list[Record]:
+@dataclass(frozen=True)
+class BadRecord:
+    """A training sample left out: its file (or `shard.tar:member`) and why."""
+
+    name: str
+    reason: str
+
+
+def read_records(sources: list[str | Path], max_bad: float = 0.05) -> list[Record]:
+    """Every readable record of the sources; unreadable ones are skipped, named in the log and counted, and
+    more than `max_bad` of them (a share of all records when < 1, a count when >= 1) is an error."""
+    records, bad = read_sources(sources)
+    check_bad_records(bad, len(records) + len(bad), max_bad)
+    return records
+
+
+def read_sources(sources: list[str | Path]) -> tuple[list[Record], list[BadRecord]]:
     records: list[Record] = []
+    bad: list[BadRecord] = []
     for name in sources:
         source = Path(name)
         if source.is_dir() and shard_files(source):  # a synth / curation output folder: its shards
-            found = [record for shard in shard_files(source) for record in _tar_records(shard)]
+            found = [record for shard in shard_files(source) for record in _tar_records(shard, bad)]
         elif source.is_dir():
-            found = _folder_records(source)
-        elif source.suffix == ".tar":
-            found = _tar_records(source)
+            found = _folder_records(source, bad)
+        elif source.suffix == ".tar" and source.is_file():
+            found = _tar_records(source, bad)
+        elif not source.exists():
+            raise ValueError(f"training data source {source} does not exist")
         else:
             raise ValueError(f"training data source {source} is neither a folder nor a .tar shard")
         records.extend(replace(record, origin=str(name)) for record in found)
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
         raise ValueError("training records have duplicate ids; give each source its own file names")
-    return records
+    return records, bad
+
+
+def check_bad_records(bad: list[BadRecord], total: int, max_bad: float) -> None:
+    """Name every skipped record in the log; raise when there are more than data.max_bad_records allows."""
+    for record in bad:
+        log.warning("skipping training record %s: %s", record.name, record.reason)
+    if not bad:
+        return
+    limit = max_bad * total if max_bad < 1 else max_bad
+    if len(bad) > limit:
+        names = ", ".join(r.name for r in bad[:3]) + (", ..." if len(bad) > 3 else "")
+        raise ValueError(f"{len(bad)} of {total} training records are unreadable, more than data.max_bad_records = "
+                         f"{max_bad} allows: {names} (first: {bad[0].reason})")
+    log.warning("skipped %d of %d training records as unreadable (data.max_bad_records = %s)", len(bad), total,
+                max_bad)
 
 
 def shard_files(folder: Path) -> list[Path]:
@@ -88,36 +129,112 @@ def shard_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.tar") if p.is_file())
 
 
-def _folder_records(folder: Path) -> list[Record]:
+def _folder_records(folder: Path, bad: list[BadRecord]) -> list[Record]:
     out = []
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        meta = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").is_file() else {}
-        caption = meta.get("caption") or (path.with_suffix(".txt").read_text().strip()
-                                          if path.with_suffix(".txt").is_file() else "")
-        out.append(Record(id=f"{folder.name}/{path.stem}", image=path, caption=caption, text=meta.get("text", ""),
-                          instruction=meta.get("instruction"),
-                          source=folder / meta["source"] if meta.get("source") else None,
-                          lose=folder / meta["lose"] if meta.get("lose") else None,
-                          weight=sample_weight(meta, str(path.with_suffix(".json")))))
+        try:
+            out.append(_folder_record(folder, path))
+        except (ValueError, OSError) as err:
+            bad.append(BadRecord(str(path), str(err)))
     return out
 
 
-def _tar_records(path: Path) -> list[Record]:
+def _folder_record(folder: Path, path: Path) -> Record:
+    sidecar = path.with_suffix(".json")
+    meta = _parse_meta(sidecar.read_bytes(), str(sidecar)) if sidecar.is_file() else {}
+    caption = meta.get("caption") or (path.with_suffix(".txt").read_text().strip()
+                                      if path.with_suffix(".txt").is_file() else "")
+    _check_header(path)
+    source, lose = (_linked(folder, meta.get(k), sidecar) for k in ("source", "lose"))
+    return Record(id=f"{folder.name}/{path.stem}", image=path, caption=caption, text=meta.get("text", ""),
+                  instruction=meta.get("instruction"), source=source, lose=lose,
+                  weight=sample_weight(meta, str(sidecar)))
+
+
+def _parse_meta(data: bytes, where: str) -> dict:
+    try:
+        meta = json.loads(data)
+    except ValueError as err:  # JSONDecodeError and bad UTF-8
+        raise ValueError(f"{where}: not valid JSON ({err})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def _check_header(path: Path) -> None:
+    """Open the image far enough to read its format and size (cheap: the pixels are decoded when encoding)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except UnidentifiedImageError:
+        raise ValueError(f"{path}: not an image file (Pillow cannot identify it)") from None
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{path}: unreadable image ({err})") from None
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"{path}: {width}x{height} is more than the limit of {MAX_PIXELS:,} pixels")
+
+
+def _linked(folder: Path, name: str | None, sidecar: Path) -> Path | None:
+    """An edit source or DPO loser named in a sidecar; it must exist."""
+    if not name:
+        return None
+    path = folder / name
+    if not path.is_file():
+        raise ValueError(f"{sidecar}: names {name}, which does not exist")
+    return path
+
+
+def _tar_members(path: Path, bad: list[BadRecord]) -> dict[str, dict[str, bytes]]:
+    """key -> {extension: bytes}; a shard cut short keeps the members read so far (one bad record)."""
     groups: dict[str, dict[str, bytes]] = {}
-    with tarfile.open(path) as tar:
-        for member in tar.getmembers():
-            if member.isfile():
-                key, _, ext = member.name.partition(".")
-                groups.setdefault(key, {})[ext] = tar.extractfile(member).read()
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.isfile():
+                    key, _, ext = member.name.partition(".")
+                    payload = tar.extractfile(member).read()
+                    if len(payload) != member.size:  # tarfile reads short at a truncated end
+                        raise tarfile.ReadError(f"{member.name} is cut short ({len(payload)} of {member.size} bytes)")
+                    groups.setdefault(key, {})[ext] = payload
+            end = tar.offset
+        if not _ends_cleanly(path, end):  # tarfile stops quietly when a file is cut between two members
+            raise tarfile.ReadError(f"no end-of-archive blocks after byte {end}")
+    except (tarfile.TarError, OSError, EOFError) as err:
+        bad.append(BadRecord(str(path), f"the shard breaks off after {len(groups)} samples ({err})"))
+    return groups
+
+
+def _ends_cleanly(path: Path, offset: int) -> bool:
+    """A whole tar ends with two zero blocks of 512 bytes after its last member."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        tail = handle.read(1024)
+    return len(tail) == 1024 and not any(tail)
+
+
+def _tar_records(path: Path, bad: list[BadRecord]) -> list[Record]:
     out = []
-    for key, parts in sorted(groups.items()):
+    for key, parts in sorted(_tar_members(path, bad).items()):
         image_ext = next((e for e in ("png", "jpg", "jpeg", "webp") if e in parts), None)
         if image_ext is None:
             continue
-        meta = json.loads(parts["json"]) if "json" in parts else {}
-        caption = meta.get("caption") or parts.get("txt", b"").decode("utf-8").strip()
-        image = load_image(Image.open(io.BytesIO(parts[image_ext])))
-        # the folder name too: two synth jobs both write synth-000000.tar with the same keys
-        out.append(Record(id=f"{path.parent.name}/{path.stem}/{key}", image=image, caption=caption,
-                          text=meta.get("text", ""), weight=sample_weight(meta, f"{path}:{key}.json")))
+        try:
+            out.append(_tar_record(path, key, parts, image_ext))
+        except (ValueError, OSError) as err:
+            bad.append(BadRecord(f"{path}:{key}.{image_ext}", str(err)))
     return out
+
+
+def _tar_record(path: Path, key: str, parts: dict[str, bytes], image_ext: str) -> Record:
+    where = f"{path}:{key}"
+    meta = _parse_meta(parts["json"], f"{where}.json") if "json" in parts else {}
+    caption = meta.get("caption") or parts.get("txt", b"").decode("utf-8", errors="replace").strip()
+    try:
+        image = load_image(Image.open(io.BytesIO(parts[image_ext])))
+    except UnidentifiedImageError:
+        raise ValueError(f"{where}.{image_ext}: not an image file (Pillow cannot identify it)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{where}.{image_ext}: unreadable image ({err})") from None
+    # the folder name too: two synth jobs both write synth-000000.tar with the same keys
+    return Record(id=f"{path.parent.name}/{path.stem}/{key}", image=image, caption=caption,
+                  text=meta.get("text", ""), weight=sample_weight(meta, f"{where}.json"))

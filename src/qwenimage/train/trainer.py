@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from qwenimage.jobconfig import save_job_config
+from qwenimage.jobconfig import job_config_to_dict, save_job_config
 from qwenimage.model import QwenImageMMDiT, mmdit_preset
-from qwenimage.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from qwenimage.train.config import TrainConfig
+from qwenimage.train.checkpoint import finished_checkpoints, resume, save_checkpoint
+from qwenimage.train.config import TrainConfig, resume_changes
 from qwenimage.train.curriculum import stage_at
 from qwenimage.train.data import loser_record  # noqa: F401  (imported from here by users and tests)
 from qwenimage.train.data import SampleEncoder, collate, load_frozen_encoders, noise_and_time, text_dropped
@@ -32,7 +32,7 @@ from qwenimage.train.ema import EMA
 from qwenimage.train.objective import dpo_loss, flow_matching_loss
 from qwenimage.dtypes import DTYPES
 from qwenimage.train.parallel import all_reduce_mean, freeze_unused, init_distributed, unwrap, wrap_model
-from qwenimage.train.records import read_records
+from qwenimage.train.records import check_bad_records, read_sources
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,34 @@ def warmup_cosine(warmup: int, total: int, min_ratio: float):
     return factor
 
 
+def check_resumable(output: Path, config: TrainConfig) -> None:
+    """A folder with checkpoints resumes only with the same model, LoRA and objective kind (config.RESUME_FIXED)
+    as its config.yaml; other fields (steps, stages, lr, intervals) may change."""
+    saved = output / "config.yaml"
+    if not finished_checkpoints(output) or not saved.is_file():
+        return
+    import yaml
+
+    try:
+        old = yaml.safe_load(saved.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"{saved}: unreadable ({err}); it records the run the checkpoints belong to") from None
+    changes = resume_changes(old if isinstance(old, dict) else {}, job_config_to_dict(config))
+    if changes:
+        raise ValueError(f"{output} holds checkpoints of another model config ({'; '.join(changes)}): resume with "
+                         "the same model, lora and objective.kind, or choose another output.dir")
+
+
 class Trainer:
     def __init__(self, config: TrainConfig):
         self.config = config
         self.info = init_distributed(config.parallel.strategy)
         torch.manual_seed(config.seed)
         self.output = Path(config.output.dir)
+        check_resumable(self.output, config)
+        self.records, bad = read_sources(config.data.sources)  # before any model loads: bad data fails fast
+        check_bad_records(bad, len(self.records) + len(bad), config.data.max_bad_records)
+        self.bad_records = len(bad)
         if self.info.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             save_job_config(config, self.output / "config.yaml")
@@ -73,7 +95,6 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(optim.warmup_steps, config.total_steps, optim.min_lr_ratio))
         self.ema = EMA(self.model, optim.ema_decay) if optim.ema_decay > 0 else None
-        self.records = read_records(config.data.sources)
         self.samples = SampleEncoder(self.encoder, self.vae, config.data.cache_size, self.info.device)
         self.schedule = Schedule(config, self.info.rank, self.info.world, self._data_versions(), self.records)
         self.plans = [self.schedule.plans[(0, i)] for i in range(len(config.stages))]
@@ -81,11 +102,7 @@ class Trainer:
         self.encoder_lock = threading.Lock()  # in-process producers share the encoders with sample images
         self.feed = None  # the data plane's consumer end, started by the first step
         self._null_text = None
-        self.step = 0
-        latest = latest_checkpoint(self.output)
-        if latest is not None:
-            self.step = load_checkpoint(latest, self.model, self.optimizer, self.scheduler, self.ema, self.info)
-            log.info("resumed from %s at step %d", latest, self.step)
+        self.step = resume(self.output, self.model, self.optimizer, self.scheduler, self.ema, self.info)
 
     # ---- set-up ----------------------------------------------------------------------------------
     def _frozen_encoders(self):
@@ -236,7 +253,7 @@ class Trainer:
 
     def data_metrics(self, step: int) -> dict[str, float]:
         metrics = self.feed.metrics() if self.feed is not None else {}
-        return {**metrics, "data_version": self.schedule.version_at(step).index}
+        return {**metrics, "data_version": self.schedule.version_at(step).index, "bad_records": self.bad_records}
 
     def close(self) -> None:
         """Stop the producers (threads or Ray actors)."""

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from qwenimage.images import pil_to_tensor
 from qwenimage.jobconfig import save_job_config
-from qwenimage.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from qwenimage.train.checkpoint import resume, save_checkpoint
 from qwenimage.train.data import fit_to_bucket, seed_for
 from qwenimage.train.ema import EMA
 from qwenimage.train.parallel import init_distributed
@@ -96,8 +96,11 @@ class VaeTrainConfig:
         if self.data.crop % 8 or self.data.crop > self.data.resolution:
             raise ValueError(f"data.crop must be a multiple of 8 and at most data.resolution "
                              f"({self.data.resolution}), got {self.data.crop}")
-        if self.data.batch_size < 1 or self.optim.steps < 1:
-            raise ValueError("data.batch_size and optim.steps must be positive")
+        for name, value in (("data.batch_size", self.data.batch_size), ("optim.steps", self.optim.steps),
+                            ("output.log_every", self.output.log_every),
+                            ("output.checkpoint_every", self.output.checkpoint_every)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value!r}")
 
 
 def vae_config_for(preset: str) -> VAEConfig:
@@ -205,11 +208,7 @@ class VaeTrainer:
         data = config.data
         records = (read_records(data.sources) if data.sources else []) + shipped_photos(data.photos)
         self.sampler = CropSampler(records, data.resolution, data.crop, config.seed)
-        self.step = 0
-        latest = latest_checkpoint(self.output)
-        if latest is not None:
-            self.step = load_checkpoint(latest, self.vae, self.optimizer, self.scheduler, self.ema, self.info)
-            log.info("resumed from %s at step %d", latest, self.step)
+        self.step = resume(self.output, self.vae, self.optimizer, self.scheduler, self.ema, self.info)
 
     def train_step(self) -> tuple[float, dict[str, float]]:
         cfg = self.config

@@ -73,22 +73,23 @@ def original_key_map(model: WanVAE) -> dict[str, str]:
     return mapping
 
 
-def convert_wan_original(state_dict: dict[str, torch.Tensor], config: VAEConfig) -> dict[str, torch.Tensor]:
-    """An original-named state dict -> our names; unknown or missing keys raise CheckpointError."""
+def convert_wan_original(state_dict: dict[str, torch.Tensor], config: VAEConfig, *,
+                         source: str = "<state dict>") -> dict[str, torch.Tensor]:
+    """An original-named state dict -> our names; unknown or missing keys raise CheckpointError naming `source`."""
     with torch.device("meta"):
         model = WanVAE(config)
     ours_by_original = {theirs: ours for ours, theirs in original_key_map(model).items()}
     unknown = sorted(set(state_dict) - set(ours_by_original))
     missing = sorted(set(ours_by_original) - set(state_dict))
     if unknown or missing:
-        raise CheckpointError(f"not an original Wan-2.1 VAE state dict for this config: unknown keys "
+        raise CheckpointError(f"{source}: not an original Wan-2.1 VAE state dict for this config: unknown keys "
                               f"{unknown[:8]} ({len(unknown)}), missing keys {missing[:8]} ({len(missing)})")
     expected = model.state_dict()
     converted = {}
     for key, tensor in state_dict.items():
         ours = ours_by_original[key]
         if tuple(tensor.shape) != tuple(expected[ours].shape):
-            raise CheckpointError(f"original key {key!r} ({ours!r}) has shape {list(tensor.shape)}, "
+            raise CheckpointError(f"{source}: original key {key!r} ({ours!r}) has shape {list(tensor.shape)}, "
                                   f"the model expects {list(expected[ours].shape)}")
         converted[ours] = tensor
     return converted
@@ -98,18 +99,28 @@ def load_wan_original(source: str | Path | dict[str, torch.Tensor], config: VAEC
                       dtype: torch.dtype | None = None, device: str | torch.device = "cpu") -> WanVAE:
     """A WanVAE from an original-named checkpoint: a state dict, a .safetensors file or a .pth file."""
     config = config or VAEConfig()
+    name = "<state dict>" if isinstance(source, dict) else str(source)
     state_dict = source if isinstance(source, dict) else _read_state_dict(Path(source))
-    converted = convert_wan_original(state_dict, config)
+    converted = convert_wan_original(state_dict, config, source=name)
     with torch.device("meta"):
         model = WanVAE(config)
-    load_state_dict_strict(model, converted, source=str(source) if not isinstance(source, dict) else "<state dict>",
-                           dtype=dtype, device=device)
+    load_state_dict_strict(model, converted, source=name, dtype=dtype, device=device)
     return model.eval()
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a .safetensors or .pth file; anything unreadable raises CheckpointError naming the file."""
     if not path.is_file():
         raise CheckpointError(f"Wan VAE checkpoint not found: {path}")
-    if path.suffix == ".safetensors":
-        return load_file(str(path))
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        if path.suffix == ".safetensors":
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001  unpickling junk raises anything (KeyError, UnpicklingError, ...)
+        kind = "safetensors" if path.suffix == ".safetensors" else "PyTorch (.pth)"
+        raise CheckpointError(f"{path}: not a readable {kind} checkpoint, truncated or corrupt "
+                              f"({type(err).__name__}: {(str(err).splitlines() or [''])[0]})") from err
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a state dict of tensors")
+    return state

@@ -20,6 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from qwenimage.devices import resolve_device
 from qwenimage.weights.config_io import read_json, write_json_atomic
 from qwenimage.weights.errors import CheckpointError
 
@@ -32,9 +33,12 @@ SHARD_PATTERN = re.compile(r"^diffusion_pytorch_model-\d{5}-of-\d{5}\.safetensor
 Shape = tuple[int, ...]
 
 
-def find_weight_files(folder: Path) -> list[Path]:
-    """The safetensors files of a component folder, from the index when the checkpoint is sharded."""
-    index_path = folder / INDEX_NAME
+def find_weight_files(folder: Path, name: str = WEIGHTS_NAME) -> list[Path]:
+    """The safetensors files of a component folder, from the index when the checkpoint is sharded.
+
+    `name` is the single-file name: diffusers' by default, "model.safetensors" for a transformers model."""
+    index_name = name + ".index.json"
+    index_path = folder / index_name
     if index_path.is_file():
         index = read_json(index_path, what="shard index")
         weight_map = index.get("weight_map") if isinstance(index, dict) else None
@@ -45,14 +49,14 @@ def find_weight_files(folder: Path) -> list[Path]:
         if missing:
             raise CheckpointError(f"{index_path}: shard files listed in the index are missing: {missing}")
         return files
-    single = folder / WEIGHTS_NAME
+    single = folder / name
     if single.is_file():
         return [single]
     others = sorted(folder.glob("*.safetensors"))
     if len(others) == 1:
         return others
     if not others:
-        raise CheckpointError(f"{folder}: no {WEIGHTS_NAME}, {INDEX_NAME} or other .safetensors file")
+        raise CheckpointError(f"{folder}: no {name}, {index_name} or other .safetensors file")
     raise CheckpointError(f"{folder}: several .safetensors files and no index: {[o.name for o in others]}")
 
 
@@ -76,25 +80,31 @@ def expected_shapes(model: nn.Module) -> dict[str, Shape]:
 
 
 def check_against_model(expected: dict[str, Shape], found: dict[str, tuple[Path, Shape]], source: str) -> None:
-    """Strict key and shape check; raises one CheckpointError that lists every problem."""
+    """Strict key and shape check; raises one CheckpointError that lists every problem.
+
+    Its first line stands alone (the file, the key and both shapes, or the missing/unexpected keys); the
+    other problems follow on the next lines."""
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     problems = []
-    if missing:
-        problems.append(f"missing keys ({len(missing)}): {_preview(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
     for key in sorted(set(expected) & set(found)):
         path, shape = found[key]
         if shape != expected[key]:
-            problems.append(f"{path.name}: key {key!r} has shape {list(shape)}, the model expects {list(expected[key])}")
+            problems.append(f"{path}: key {key!r} has shape {list(shape)}, the model expects {list(expected[key])}")
+    if missing:
+        problems.append(f"{source}: missing keys ({len(missing)}): {_preview(missing)}")
+    if unexpected:
+        problems.append(f"{source}: unexpected keys ({len(unexpected)}): {_preview(unexpected)}")
     if problems:
-        raise CheckpointError(f"{source} does not match the model:\n  " + "\n  ".join(problems[:20]))
+        more = f"; {len(problems) - 1} more problem(s) below" if len(problems) > 1 else ""
+        rest = "".join(f"\n  {problem}" for problem in problems[1:20])
+        raise CheckpointError(f"{problems[0]} (the checkpoint does not match the model{more}){rest}")
 
 
 def load_weights(model: nn.Module, files: list[Path], *, dtype: torch.dtype | None = None,
                  device: str | torch.device = "cpu") -> None:
     """Assign the tensors of `files` into `model` (typically built on the meta device), strictly."""
+    device = resolve_device(device)  # a bad device name is the caller's error, not a corrupt file
     found = read_shapes(files)
     check_against_model(expected_shapes(model), found, source=str(files[0].parent))
     for path in files:

@@ -58,7 +58,7 @@ def guarded(record: Record, stage: str, fn: Callable[[Record], None]) -> None:
 def pixels(record: Record, max_pixels: int, draft_side: int | None = None) -> Decoded:
     """The record's decoded image, decoded on first use in this worker."""
     if record.decoded is None:
-        record.decoded = decode(record.read_bytes(), max_pixels, draft_side)
+        record.decoded = decode(record.read_bytes(), max_pixels, draft_side, record.where())
     return record.decoded
 
 

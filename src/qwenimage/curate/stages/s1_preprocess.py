@@ -2,7 +2,7 @@
 hashes for deduplication, NSFW.
 
 Per record (in the workers): reasons empty_file, small_file, broken_file, too_many_pixels, low_resolution,
-aspect_ratio, nsfw. Deduplication needs every record's hashes and runs on the driver once S2-S5 judged each
+aspect_ratio, nsfw (and dangling_symlink, decided when the folder is read). Deduplication needs every record's hashes and runs on the driver once S2-S5 judged each
 copy, so that the best surviving copy is kept (`apply_duplicates`): reasons duplicate_exact, duplicate_near.
 """
 

@@ -55,7 +55,7 @@ class Schedule:
         """Adopt a version: read its records and build its plans (errors leave the schedule unchanged)."""
         if version.index != len(self.versions):
             raise ValueError(f"data version {version.index} follows {len(self.versions) - 1}")
-        records = read_records(version.sources) if records is None else records
+        records = read_records(version.sources, self.config.data.max_bad_records) if records is None else records
         plans = {(version.index, i): self._plan(version, i, records) for i, stage in enumerate(self.config.stages)
                  if self.stage_starts[i] + stage.steps > version.start_step or i == len(self.stage_starts) - 1}
         self.versions.append(version)

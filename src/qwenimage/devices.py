@@ -1,0 +1,40 @@
+"""The device names accepted on the command line and by the loaders, checked before anything is loaded."""
+
+from __future__ import annotations
+
+import torch
+
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
+
+def resolve_device(name: str | torch.device | None = None) -> torch.device:
+    """`name` as a torch.device that exists on this machine; None means cuda when available, else cpu.
+
+    Raises ValueError naming the device for an unknown name, an unsupported type or an absent accelerator.
+    """
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"unknown device {str(name)!r}; use one of {', '.join(DEVICE_TYPES)} "
+                         "(with an index for accelerators, e.g. cuda:1)") from err
+    if device.type not in DEVICE_TYPES:
+        raise ValueError(f"device {str(name)!r} is not supported here; use one of {', '.join(DEVICE_TYPES)}")
+    if device.type != "cpu":
+        _check_available(device, str(name))
+    return device
+
+
+def _check_available(device: torch.device, name: str) -> None:
+    if device.type == "mps":
+        available, count = torch.backends.mps.is_available(), 1
+    else:
+        backend = getattr(torch, device.type)  # torch.cuda, torch.xpu
+        available = backend.is_available()
+        count = backend.device_count() if available else 0
+    if not available:
+        raise ValueError(f"device {name!r} is not available: this machine (or this torch build, "
+                         f"{torch.__version__}) has no {device.type.upper()} support; use --device cpu")
+    if device.index is not None and device.index >= count:
+        raise ValueError(f"device {name!r} does not exist: this machine has {count} {device.type} device(s)")

@@ -1,0 +1,95 @@
+"""Training records from folders and tar shards: unreadable samples are skipped, named and counted; too many of
+them stop the run with one line naming them."""
+
+import io
+import json
+import logging
+import tarfile
+
+import pytest
+from PIL import Image
+
+from qwenimage.train.records import check_bad_records, read_records, read_sources
+from tests.helpers import png_declaring
+
+
+def png(color=(200, 40, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def folder_with_bad_samples(root):
+    folder = root / "cards"
+    folder.mkdir()
+    for i in range(6):
+        (folder / f"{i:02d}.png").write_bytes(png())
+        (folder / f"{i:02d}.txt").write_text(f"card {i}")
+    (folder / "garbage.png").write_bytes(b"\x89PNG but not really" * 200)
+    (folder / "bomb.png").write_bytes(png_declaring(20000, 20000))
+    (folder / "sidecar.png").write_bytes(png())
+    (folder / "sidecar.json").write_text('{"caption": "a card", ')  # cut short
+    (folder / "edit.png").write_bytes(png())
+    (folder / "edit.json").write_text(json.dumps({"caption": "x", "instruction": "y", "source": "aux/missing.png"}))
+    return folder
+
+
+def shard_with_bad_members(root):
+    path = root / "shards" / "synth-000000.tar"
+    path.parent.mkdir()
+    members = {"good.png": png(), "bomb.png": png_declaring(20000, 20000), "good.json": b'{"caption": "fine"}', "noimage.png": b"plain text, no PNG",
+               "badjson.png": png(), "badjson.json": b"{not json", "list.png": png(), "list.json": b"[1, 2]"}
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_unreadable_images_sidecars_and_tar_members_are_skipped_and_named(tmp_path, caplog):
+    folder, shard = folder_with_bad_samples(tmp_path), shard_with_bad_members(tmp_path)
+    records, bad = read_sources([folder, shard.parent])
+    assert sorted(r.id for r in records) == [f"cards/{i:02d}" for i in range(6)] + ["shards/synth-000000/good"]
+    reasons = {b.name: b.reason for b in bad}
+    assert set(reasons) == {str(folder / "garbage.png"), str(folder / "sidecar.png"), str(folder / "edit.png"),
+                            str(folder / "bomb.png"), f"{shard}:noimage.png", f"{shard}:badjson.png",
+                            f"{shard}:list.png", f"{shard}:bomb.png"}
+    assert "not an image file" in reasons[str(folder / "garbage.png")]
+    assert f"{folder / 'sidecar.json'}: not valid JSON" in reasons[str(folder / "sidecar.png")]
+    assert "aux/missing.png, which does not exist" in reasons[str(folder / "edit.png")]
+    assert f"{shard}:noimage.png: not an image file" in reasons[f"{shard}:noimage.png"]
+    assert f"{shard}:badjson.json: not valid JSON" in reasons[f"{shard}:badjson.png"]
+    assert "expected a JSON object, got list" in reasons[f"{shard}:list.png"]
+    assert not any("BytesIO" in reason for reason in reasons.values())
+    assert "400000000 pixels" in reasons[str(folder / "bomb.png")] and "pixels" in reasons[f"{shard}:bomb.png"]
+    with caplog.at_level(logging.WARNING):
+        assert len(read_records([folder, shard.parent], max_bad=8)) == 7
+    assert sum("skipping training record" in r.message for r in caplog.records) == 8
+    assert any("skipped 8 of 15 training records" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("max_bad,allowed", [(0, False), (0.4, False), (0.5, True), (5, False), (6, True)])
+def test_more_bad_records_than_max_bad_records_is_an_error_naming_them(max_bad, allowed):
+    from qwenimage.train.records import BadRecord
+
+    bad = [BadRecord(f"/data/{i}.png", "not an image file") for i in range(6)]
+    if allowed:
+        check_bad_records(bad, 12, max_bad)
+        return
+    with pytest.raises(ValueError, match=r"6 of 12 training records are unreadable, more than data.max_bad_records "
+                                         r"= .* allows: /data/0.png, /data/1.png, /data/2.png, ..."):
+        check_bad_records(bad, 12, max_bad)
+
+
+def test_a_shard_cut_short_keeps_its_first_samples_and_counts_the_tail(tmp_path):
+    shard = shard_with_bad_members(tmp_path)
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2 + 100])
+    records, bad = read_sources([shard])
+    assert [b.name for b in bad if "breaks off" in b.reason] == [str(shard)]
+
+
+def test_a_missing_source_is_named(tmp_path):
+    with pytest.raises(ValueError, match=f"training data source {tmp_path / 'nope.tar'} does not exist"):
+        read_sources([tmp_path / "nope.tar"])
