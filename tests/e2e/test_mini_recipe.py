@@ -1,5 +1,6 @@
 """The qwenimage-mini recipe (configs/train/mini_recipe.yaml and the configs it runs) end to end at toy length:
-synth -> base -> VAE -> VAE refine -> decoder -> transformer curriculum -> assembled folder -> generate. So it cannot rot."""
+synth -> base -> VAE -> VAE refine -> decoder -> transformer curriculum -> its continuation -> assembled folder ->
+generate. So it cannot rot."""
 
 import json
 from pathlib import Path
@@ -15,24 +16,30 @@ VAE = ["optim.steps=2", "data.batch_size=2", "data.photos=0", "data.crop=32", "o
        "output.checkpoint_every=2"]
 TRANSFORMER = ["stages.0.steps=2", "stages.1.steps=2", "data.batch_size=2", "output.export_every=2",
                "output.checkpoint_every=2", "output.log_every=1", "optim.warmup_steps=1"]
+LONG = ["stages.0.steps=2", "data.batch_size=2", "output.export_every=2", "output.checkpoint_every=2",
+        "output.log_every=1", "optim.warmup_steps=1"]
 
 
 def extra() -> str:
-    steps = {"synth-s1": SYNTH, "synth-s2": SYNTH, "vae": VAE, "vae-refine": VAE, "vae-decoder": VAE,
-             "transformer": TRANSFORMER}
+    steps = {"synth-s1": SYNTH, "synth-s2": SYNTH, "synth-s3": SYNTH, "vae": VAE, "vae-refine": VAE,
+             "vae-decoder": VAE, "transformer": TRANSFORMER, "transformer-long": LONG}
     return "extra=" + json.dumps(steps)
 
 
 def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--config", str(RECIPE), extra()]) == 0
-    assert "ran synth-s1, synth-s2, base, vae, vae-refine, vae-decoder, transformer, assemble" in capsys.readouterr().out
+    ran = "synth-s1, synth-s2, synth-s3, base, vae, vae-refine, vae-decoder, transformer, transformer-long, assemble"
+    assert f"ran {ran}" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
     stages = [json.loads(line)["stage"] for line in (tmp_path / "outputs/mini/train/log.jsonl").read_text().splitlines()]
     assert stages == ["one-font", "one-font", "fonts-colours", "fonts-colours"]
     settings = yaml.safe_load((tmp_path / "outputs/mini/train/config.yaml").read_text())
     assert settings["stages"][0]["sources"] == ["data/mini/words-s1"]
+    continued = [json.loads(line) for line in (tmp_path / "outputs/mini/train-long/log.jsonl").read_text().splitlines()]
+    assert [row["stage"] for row in continued] == ["one-font-long", "one-font-long"]
+    assert (tmp_path / "outputs/mini/train/transformer-raw/config.json").is_file()  # where the continuation started
     vae = json.loads((model / "vae" / "config.json").read_text())
     assert vae["latents_std"] != [1.0] * 16  # the VAE step wrote its latent statistics
 

@@ -81,6 +81,21 @@ def test_mosaic_reads_like_single_calls(engine):
     assert together == alone
 
 
+def test_mosaic_keeps_wide_words_of_vae_reconstructions_apart(engine):
+    """Four real reconstructions by qwenimage-mini's VAE: wide words on off-white paper, two by two. With 32
+    pixels between columns the detector joined each row into one line ("Luck ordering" in one tile, nothing in
+    the other)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    words = ["Luck", "ordering", "Motion", "slaves"]
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "vae_recons"
+    images = [Image.open(folder / f"{word}.png").convert("RGB") for word in words]
+    assert [engine.read(image).text for image in images] == words
+    assert [r.text for r in read_mosaic(engine, images)] == words
+
+
 def test_reconstruct_batches_and_restores_the_training_mode(samples):
     vae = IdentityVAE().train()
     out = reconstruct(vae, [s.image for s in samples], batch_size=4)

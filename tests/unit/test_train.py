@@ -192,3 +192,23 @@ def test_sample_images_tensorboard_and_ema(tiny_pipeline_dir, data_dir, tmp_path
     ema_weights = QwenImageMMDiT.from_pretrained(tmp_path / "run" / "transformer").state_dict()
     shadow = {k: v for k, v in trainer.ema.state_dict().items()}
     assert all(torch.equal(ema_weights[k], shadow[k]) for k in shadow)
+
+
+def test_stop_after_ends_the_run_early_on_the_full_schedule_and_raw_weights_are_exported(
+        tiny_pipeline_dir, data_dir, tmp_path):
+    cfg = config(tmp_path, tiny_pipeline_dir, data_dir, stages=[StageConfig(steps=6, resolution=32)],
+                 optim=OptimConfig(lr=1e-3, warmup_steps=0, ema_decay=0.5), stop_after=3)
+    cfg.output.checkpoint_every = 3
+    first = Trainer(cfg)
+    assert len(first.run()) == 3 and first.step == 3
+    lr_at_3 = first.scheduler.get_last_lr()[0]
+    assert 1e-4 < lr_at_3 < 1e-3 * 0.9  # a cosine over all 6 steps, half way down: not the end of a 3-step one
+    from qwenimage.model import QwenImageMMDiT
+
+    raw = QwenImageMMDiT.from_pretrained(tmp_path / "run" / "transformer-raw").state_dict()
+    ema = QwenImageMMDiT.from_pretrained(tmp_path / "run" / "transformer").state_dict()
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw)
+    resumed = Trainer(replace(cfg, stop_after=0))  # raising the limit continues the same schedule to its end
+    training = resumed.model.state_dict()  # the checkpoint's training weights: what transformer-raw holds
+    assert resumed.step == 3 and all(torch.equal(raw[k], training[k]) for k in raw)
+    assert len(resumed.run()) == 3 and resumed.step == 6

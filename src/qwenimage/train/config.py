@@ -8,7 +8,9 @@ DTYPE_NAMES = ("fp32", "bf16", "fp16")  # qwenimage.dtypes.DTYPES, named here wi
 # what a resumed run must share with the run that wrote its checkpoints (the rest, e.g. steps, stages, lr,
 # log and checkpoint intervals, may change): the weights' shapes and dtype, the LoRA layout, the objective
 RESUME_FIXED = ("model", "lora", "objective.kind")
-RESUME_FREE = ("model.activation_checkpointing",)  # recomputes activations: same numbers, less memory
+# activation checkpointing recomputes activations (same numbers, less memory); model.transformer only names the
+# starting weights, which a resumed run replaces with its checkpoint's
+RESUME_FREE = ("model.activation_checkpointing", "model.transformer")
 
 
 @dataclass
@@ -115,6 +117,9 @@ class TrainConfig:
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     seed: int = 0
+    # end the run after this step (0: at the end of the stages). The learning-rate schedule still spans all the
+    # stages, so a time-boxed run ends where an uninterrupted one would have been, and raising it continues.
+    stop_after: int = 0
 
     def __post_init__(self) -> None:
         if not self.stages:
@@ -151,6 +156,7 @@ class TrainConfig:
         checks += [(f"stages[{i}].resolution", s.resolution, s.resolution >= 16, ">= 16")
                    for i, s in enumerate(self.stages)]
         return checks + [
+            ("stop_after", self.stop_after, self.stop_after >= 0, ">= 0 (0: the end of the stages)"),
             ("data.batch_size", d.batch_size, d.batch_size >= 1, ">= 1"),
             ("data.cache_size", d.cache_size, d.cache_size >= 0, ">= 0"),
             ("data.watch_every", d.watch_every, d.watch_every >= 0, ">= 0 (0: never)"),
@@ -176,6 +182,11 @@ class TrainConfig:
     @property
     def total_steps(self) -> int:
         return sum(s.steps for s in self.stages)
+
+    @property
+    def last_step(self) -> int:
+        """The step the run ends after: `stop_after` when set, else the end of the stages."""
+        return min(self.stop_after, self.total_steps) if self.stop_after else self.total_steps
 
 
 def resume_changes(saved: dict, current: dict) -> list[str]:

@@ -140,19 +140,20 @@ class Trainer:
         from qwenimage.train.monitor import Monitor
 
         cfg = self.config
-        monitor = Monitor(self.output, cfg.total_steps, self.step, cfg.output.tensorboard, self.info.is_main)
+        last = cfg.last_step
+        monitor = Monitor(self.output, last, self.step, cfg.output.tensorboard, self.info.is_main)
         losses = []
         try:
-            while self.step < cfg.total_steps:
+            while self.step < last:
                 step = self.step
                 loss, samples, tokens = self.train_step(step)
                 losses.append(loss)
                 self.step = step + 1
                 stage = cfg.stages[stage_at(cfg.stages, step)[0]].name
-                logged = self.step % cfg.output.log_every == 0 or self.step == cfg.total_steps
+                logged = self.step % cfg.output.log_every == 0 or self.step == last
                 monitor.step(self.step, loss, self.scheduler.get_last_lr()[0], samples, tokens, stage, log=logged,
                              extra=self.data_metrics(step) if logged else None)
-                if self.step % cfg.output.checkpoint_every == 0 or self.step == cfg.total_steps:
+                if self.step % cfg.output.checkpoint_every == 0 or self.step == last:
                     save_checkpoint(self.output, self.step, self.model, self.optimizer, self.scheduler, self.ema,
                                     self.info)
                 if cfg.output.sample_every and self.step % cfg.output.sample_every == 0:
@@ -318,7 +319,12 @@ class Trainer:
         return final
 
     def export(self) -> None:
-        """Write the trained transformer (EMA weights when enabled) or the LoRA, in loadable formats."""
+        """Write the trained transformer (EMA weights when enabled, and then the training weights beside them as
+        `transformer-raw/`) or the LoRA, in loadable formats."""
+        if self.ema is not None and self.config.lora.rank == 0:
+            raw = self.full_state()
+            if raw is not None:
+                self.save_transformer(raw, self.output / "transformer-raw")
         if self.ema is not None:
             self.ema.copy_to(self.model)
         full = self.full_state()
