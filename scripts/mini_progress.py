@@ -121,10 +121,13 @@ def plot(curve: list[dict], vae_ocr: float | None, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in ((axes[0], "samples", "training samples"), (axes[1], "cpu_hours", "CPU-hours")):
         xs = [c[key] for c in curve]
+        with_ned = [c for c in curve if "heldout_ned" in c]  # the first points were measured before 1 - NED was
         ax.plot(xs, [c["heldout_exact"] for c in curve], "o-", color="C0", label="held-out words: exact")
-        ax.plot(xs, [c.get("heldout_ned", 0) for c in curve], "o:", color="C0", label="held-out words: 1 - NED")
+        ax.plot([c[key] for c in with_ned], [c["heldout_ned"] for c in with_ned], "o:", color="C0",
+                label="held-out words: 1 - NED")
         ax.plot(xs, [c["seen_exact"] for c in curve], "s-", color="C1", label="trained words: exact")
-        ax.plot(xs, [c.get("seen_ned", 0) for c in curve], "s:", color="C1", label="trained words: 1 - NED")
+        ax.plot([c[key] for c in with_ned], [c["seen_ned"] for c in with_ned], "s:", color="C1",
+                label="trained words: 1 - NED")
         if vae_ocr is not None:
             ax.axhline(vae_ocr, color="gray", linestyle="--", label=f"ceiling: VAE reconstruction, exact ({vae_ocr:.2f})")
         ax.set_xlabel(label)
@@ -159,7 +162,10 @@ def export_raw(run: Path) -> list[Path]:
         flat.parent.mkdir(exist_ok=True)
         dcp_to_torch_save(str(checkpoint), str(flat))
         state = torch.load(flat, weights_only=False)["model"]
-        model = QwenImageMMDiT(mmdit_preset(config.model.preset, joint_attention_dim=128))
+        if config.model.preset:
+            model = QwenImageMMDiT(mmdit_preset(config.model.preset, joint_attention_dim=128))
+        else:  # a run that started from trained weights has their architecture
+            model = QwenImageMMDiT.from_pretrained(config.model.transformer or Path(config.model.pipeline) / "transformer")
         model.load_state_dict(state)
         model.to(torch.bfloat16).save_pretrained(target.with_name(target.name + ".tmp") / "transformer")
         target.with_name(target.name + ".tmp").rename(target)

@@ -22,14 +22,15 @@ LONG = ["stages.0.steps=2", "data.batch_size=2", "output.export_every=2", "outpu
 
 def extra() -> str:
     steps = {"synth-s1": SYNTH, "synth-s2": SYNTH, "synth-s3": SYNTH, "vae": VAE, "vae-refine": VAE,
-             "vae-decoder": VAE, "transformer": TRANSFORMER, "transformer-long": LONG}
+             "vae-decoder": VAE, "vae-decoder-words": VAE, "transformer": TRANSFORMER, "transformer-long": LONG}
     return "extra=" + json.dumps(steps)
 
 
 def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--config", str(RECIPE), extra()]) == 0
-    ran = "synth-s1, synth-s2, synth-s3, base, vae, vae-refine, vae-decoder, transformer, transformer-long, assemble"
+    ran = ("synth-s1, synth-s2, synth-s3, base, vae, vae-refine, vae-decoder, vae-decoder-words, transformer, "
+           "transformer-long, assemble")
     assert f"ran {ran}" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
