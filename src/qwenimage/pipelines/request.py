@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Union
-
-import math
-import numbers
 
 import torch
 from PIL import Image
