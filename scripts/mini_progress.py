@@ -151,6 +151,7 @@ def export_raw(run: Path) -> list[Path]:
     from qwenimage.jobconfig import load_job_config
     from qwenimage.model import QwenImageMMDiT, mmdit_preset
     from qwenimage.train.config import TrainConfig
+    from qwenimage.train.trainer import write_text_encoder
 
     config = load_job_config(TrainConfig, run / "config.yaml")
     written = []
@@ -162,13 +163,18 @@ def export_raw(run: Path) -> list[Path]:
         flat.parent.mkdir(exist_ok=True)
         dcp_to_torch_save(str(checkpoint), str(flat))
         state = torch.load(flat, weights_only=False)["model"]
+        tmp = target.with_name(target.name + ".tmp")
+        if config.model.train_text_encoder:  # a joint run: transformer.* and text_encoder.* weights
+            text = {k.removeprefix("text_encoder."): v for k, v in state.items() if k.startswith("text_encoder.")}
+            write_text_encoder(text, Path(config.model.pipeline) / "text_encoder", tmp / "text_encoder")
+            state = {k.removeprefix("transformer."): v for k, v in state.items() if k.startswith("transformer.")}
         if config.model.preset:
             model = QwenImageMMDiT(mmdit_preset(config.model.preset, joint_attention_dim=128))
         else:  # a run that started from trained weights has their architecture
             model = QwenImageMMDiT.from_pretrained(config.model.transformer or Path(config.model.pipeline) / "transformer")
         model.load_state_dict(state)
-        model.to(torch.bfloat16).save_pretrained(target.with_name(target.name + ".tmp") / "transformer")
-        target.with_name(target.name + ".tmp").rename(target)
+        model.to(torch.bfloat16).save_pretrained(tmp / "transformer")
+        tmp.rename(target)
         flat.unlink()
         written.append(target)
     return written

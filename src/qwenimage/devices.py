@@ -38,3 +38,12 @@ def _check_available(device: torch.device, name: str) -> None:
                          f"{torch.__version__}) has no {device.type.upper()} support; use --device cpu")
     if device.index is not None and device.index >= count:
         raise ValueError(f"device {name!r} does not exist: this machine has {count} {device.type} device(s)")
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX) through oneDNN. Without it bf16 matmuls are
+    emulated: a training step under bf16 autocast measured ~10x slower than in fp32 on an AVX2 AMD EPYC."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -1,6 +1,6 @@
 """The qwenimage-mini recipe (configs/train/mini_recipe.yaml and the configs it runs) end to end at toy length:
-synth -> base -> VAE -> VAE refine -> decoder -> transformer curriculum -> its continuation -> assembled folder ->
-generate. So it cannot rot."""
+synth -> base -> VAE -> VAE refine -> decoder -> transformer curriculum -> its continuation -> the continuation
+with the text encoder trained jointly -> assembled folder -> generate. So it cannot rot."""
 
 import json
 from pathlib import Path
@@ -22,7 +22,8 @@ LONG = ["stages.0.steps=2", "data.batch_size=2", "output.export_every=2", "outpu
 
 def extra() -> str:
     steps = {"synth-s1": SYNTH, "synth-s2": SYNTH, "synth-s3": SYNTH, "vae": VAE, "vae-refine": VAE,
-             "vae-decoder": VAE, "vae-decoder-words": VAE, "transformer": TRANSFORMER, "transformer-long": LONG}
+             "vae-decoder": VAE, "vae-decoder-words": VAE, "transformer": TRANSFORMER, "transformer-long": LONG,
+             "transformer-joint": LONG}
     return "extra=" + json.dumps(steps)
 
 
@@ -30,7 +31,7 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--config", str(RECIPE), extra()]) == 0
     ran = ("synth-s1, synth-s2, synth-s3, base, vae, vae-refine, vae-decoder, vae-decoder-words, transformer, "
-           "transformer-long, assemble")
+           "transformer-long, transformer-joint, assemble")
     assert f"ran {ran}" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
@@ -41,6 +42,13 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
     continued = [json.loads(line) for line in (tmp_path / "outputs/mini/train-long/log.jsonl").read_text().splitlines()]
     assert [row["stage"] for row in continued] == ["one-font-long", "one-font-long"]
     assert (tmp_path / "outputs/mini/train/transformer-raw/config.json").is_file()  # where the continuation started
+    joint = [json.loads(line)["stage"] for line in (tmp_path / "outputs/mini/train-joint/log.jsonl").read_text().splitlines()]
+    assert joint == ["one-font-joint", "one-font-joint"]
+    from safetensors.torch import load_file  # the shipped text encoder is the jointly trained one, not the base's
+
+    trained = load_file(str(model / "text_encoder" / "model.safetensors"))
+    base = load_file(str(tmp_path / "outputs/mini/base/text_encoder/model.safetensors"))
+    assert any(not (trained[k] == base[k]).all() for k in base if "language_model" in k)
     vae = json.loads((model / "vae" / "config.json").read_text())
     assert vae["latents_std"] != [1.0] * 16  # the VAE step wrote its latent statistics
 

@@ -1,6 +1,7 @@
 """Training on the tiny model: loss falls, overfitting, multi-task batches, curriculum, LoRA, DPO, resume."""
 
 import json
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -212,3 +213,50 @@ def test_stop_after_ends_the_run_early_on_the_full_schedule_and_raw_weights_are_
     training = resumed.model.state_dict()  # the checkpoint's training weights: what transformer-raw holds
     assert resumed.step == 3 and all(torch.equal(raw[k], training[k]) for k in raw)
     assert len(resumed.run()) == 3 and resumed.step == 6
+
+
+def test_the_text_encoder_trains_jointly_checkpoints_resumes_and_exports(tiny_pipeline_dir, data_dir, tmp_path):
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from qwenimage.text import ConditionEncoder
+
+    cfg = config(tmp_path, tiny_pipeline_dir, data_dir, stages=[StageConfig(steps=6, resolution=32)],
+                 model=ModelConfig(pipeline=str(tiny_pipeline_dir), preset="tiny", train_text_encoder=True),
+                 optim=OptimConfig(lr=1e-3, text_encoder_lr=3e-3, warmup_steps=0, ema_decay=0.5), stop_after=3)
+    cfg.output.checkpoint_every = cfg.output.export_every = 3
+    first = Trainer(cfg)
+    start = {k: v.clone() for k, v in first.text_model.state_dict().items()}
+    prompt = 'a red card that says "CAT"'  # the producers' token ids give the states of the frozen path
+    ids = first.encoder.prompt_ids(prompt)
+    with torch.no_grad():
+        torch.testing.assert_close(first.encoder.encode_ids([ids]).embeds, first.encoder.encode_prompts([prompt]).embeds)
+    first.run()
+    run = tmp_path / "run"
+    cached = list((run / "latent-cache").rglob("*.safetensors"))
+    from safetensors.torch import load_file
+
+    assert cached and all(set(load_file(str(p))) == {"latents", "text_ids"} for p in cached)
+    raw = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(run / "text_encoder-raw")).model.language_model
+    raw_state = raw.state_dict()
+    assert any(not torch.equal(raw_state[k], start[k]) for k in start)  # it trained
+    shadow = first.ema.state_dict()
+    for folder in (run / "text_encoder", run / "exports" / "step-00000003" / "text_encoder"):  # both EMA
+        ema = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(folder)).model.language_model.state_dict()
+        assert all(torch.equal(ema[k], shadow[f"text_encoder.{k}"]) for k in ema)
+    snapshot = tmp_path / "snapshot"  # an export with its text encoder is a pipeline the condition encoder loads
+    shutil.copytree(tiny_pipeline_dir, snapshot)
+    shutil.rmtree(snapshot / "text_encoder")
+    shutil.copytree(run / "text_encoder", snapshot / "text_encoder")
+    with torch.no_grad():
+        assert ConditionEncoder.from_pretrained(snapshot).encode_prompts([prompt]).embeds.isfinite().all()
+    resumed = Trainer(replace(cfg, stop_after=0))  # the checkpoint restores the text encoder's training weights
+    assert resumed.step == 3
+    assert all(torch.equal(resumed.text_model.state_dict()[k], raw_state[k]) for k in raw_state)
+    assert len(resumed.run()) == 3
+
+
+def test_joint_text_encoder_training_is_refused_where_it_does_not_apply(tiny_pipeline_dir, data_dir, tmp_path):
+    with pytest.raises(ValueError, match="train_text_encoder.*ti2i"):
+        config(tmp_path, tiny_pipeline_dir, data_dir,
+               model=ModelConfig(pipeline=str(tiny_pipeline_dir), preset="tiny", train_text_encoder=True),
+               stages=[StageConfig(steps=2, resolution=32, tasks={"t2i": 1.0, "ti2i": 1.0})])

@@ -50,3 +50,18 @@ def test_a_log_line_torn_by_a_kill_does_not_break_the_resumed_run(tmp_path):
     monitor.close()
     assert [row["step"] for row in read_log(log)] == [1, 3]
     assert plot_loss(log, tmp_path / "loss.png") is not None
+
+
+def test_records_are_drawn_in_proportion_to_their_sample_weight():
+    """Curation writes sample_weight (category balance x token rarity); the plan honours it, deterministically."""
+    image = Image.new("RGB", (16, 16))
+    weighted = [Record("heavy", image, "cap", weight=3.0), Record("light", image, "cap", weight=1.0),
+                Record("never", image, "cap", weight=0.0)]
+    plan = BatchPlan(weighted, StageConfig(name="all"), 0, seed=0, short_chars=12)
+    drawn = [plan.sample(i).record for i in range(4000)]
+    assert drawn == [BatchPlan(weighted, StageConfig(name="all"), 0, seed=0, short_chars=12).sample(i).record
+                     for i in range(4000)]  # a resumed run draws the same
+    assert 2 not in drawn  # weight 0: left out
+    assert 0.70 < drawn.count(0) / len(drawn) < 0.80  # 3 : 1
+    equal = BatchPlan(records(), StageConfig(name="all"), 0, seed=0, short_chars=12)
+    assert sorted(equal.sample(i).record for i in range(8)) == list(range(8))  # equal weights: a permutation

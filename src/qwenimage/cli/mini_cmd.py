@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     assemble = tasks.add_parser("assemble", help="a pipeline folder from the base and a trained transformer")
     assemble.add_argument("--base", type=Path, required=True, help="the base folder (after VAE training)")
     assemble.add_argument("--transformer", type=Path, required=True, help="a trained transformer/ folder")
+    assemble.add_argument("--text-encoder", type=Path, default=None,
+                          help="a trained text_encoder/ folder (default: the one beside --transformer, if any, "
+                               "else the base's)")
     assemble.add_argument("--out", type=Path, required=True, help="the pipeline folder to write")
     assemble.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16", help="stored weights")
     assemble.set_defaults(run=run_assemble)
@@ -45,7 +48,7 @@ def run_assemble(args: argparse.Namespace) -> int:
     from qwenimage.dtypes import DTYPES
     from qwenimage.mini.ship import assemble_pipeline
 
-    print(assemble_pipeline(args.base, args.transformer, args.out, DTYPES[args.dtype]))
+    print(assemble_pipeline(args.base, args.transformer, args.out, DTYPES[args.dtype], args.text_encoder))
     return 0
 
 

@@ -50,18 +50,25 @@ def _to_dtype(folder: Path, dtype: torch.dtype) -> None:
 
 
 def assemble_pipeline(base: str | Path, transformer: str | Path, out: str | Path,
-                      dtype: torch.dtype | None = torch.bfloat16) -> Path:
+                      dtype: torch.dtype | None = torch.bfloat16, text_encoder: str | Path | None = None) -> Path:
     """A pipeline folder from the base components (tokenizer, text encoder, VAE, ...) and a trained transformer
-    folder; the VAE and transformer weights converted to `dtype` (None keeps them). The manifest is written last."""
+    folder; the VAE and transformer weights converted to `dtype` (None keeps them). The manifest is written last.
+
+    The text encoder: `text_encoder`, else a `text_encoder/` beside the transformer folder (a run that trained
+    it jointly exports both side by side), else the base's."""
     base, transformer, out = Path(base), Path(transformer), Path(out)
-    for needed in (base / "model_index.json", transformer / "config.json"):
+    if text_encoder is None:
+        beside = transformer.parent / "text_encoder"
+        text_encoder = beside if (beside / "config.json").is_file() else base / "text_encoder"
+    text_encoder = Path(text_encoder)
+    for needed in (base / "model_index.json", transformer / "config.json", text_encoder / "config.json"):
         if not needed.is_file():
             raise FileNotFoundError(f"cannot assemble qwenimage-mini: {needed} is missing")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name in COMPONENTS:
-        source = transformer if name == "transformer" else base / name
+        source = {"transformer": transformer, "text_encoder": text_encoder}.get(name, base / name)
         shutil.copytree(source, tmp / name)
         if dtype is not None and name in HALVED:
             _to_dtype(tmp / name, dtype)

@@ -107,6 +107,26 @@ class ConditionEncoder(nn.Module):
         vl_images = [resize_to_area(im, style.vl_area) for ims in images for im in ims]
         return self._encode(self.processor(texts, vl_images), style.template)
 
+    def prompt_ids(self, prompt: str) -> torch.Tensor:
+        """[S] token ids of one text-to-image prompt inside its template (what `encode_ids` takes): lets a data
+        producer tokenize while the trainer runs a text encoder that is being trained."""
+        self._check_lengths([prompt], T2I_TEMPLATE)
+        return self.processor([T2I_TEMPLATE.format(prompt)]).input_ids[0]
+
+    def encode_ids(self, ids: Sequence[torch.Tensor]) -> PromptEmbeddings:
+        """Text-to-image conditioning from `prompt_ids` outputs, with gradients (joint training of the text
+        encoder): B x [S_b] -> [B, S_txt, D]. Right-padded here; padding is masked out of attention."""
+        longest = max(len(i) for i in ids)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(ids), longest), pad, dtype=torch.long)  # [B, S]
+        attention_mask = torch.zeros(len(ids), longest, dtype=torch.long)  # [B, S]
+        for row, sample in enumerate(ids):
+            input_ids[row, : len(sample)] = sample
+            attention_mask[row, : len(sample)] = 1
+        inputs = EncoderInputs(input_ids, attention_mask).to(self.device, self.dtype)
+        hidden = self.model(input_ids=inputs.input_ids, attention_mask=inputs.attention_mask).last_hidden_state
+        return gather_valid_tokens(hidden, inputs.attention_mask, self.drop[T2I_TEMPLATE.name])  # [B, S_txt, D]
+
     @torch.no_grad()
     def _encode(self, inputs: EncoderInputs, template: PromptTemplate) -> PromptEmbeddings:
         inputs = inputs.to(self.device, self.dtype)

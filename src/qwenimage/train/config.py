@@ -20,6 +20,10 @@ class ModelConfig:
     preset: str | None = None  # or build a fresh transformer from a preset (tiny | mini | official)
     dtype: str = "fp32"  # weights of the trainable model: fp32 (with autocast for bf16 compute) or bf16
     activation_checkpointing: bool = False
+    # train the text encoder's language model jointly (text-to-image only; the producers then ship prompt token
+    # ids instead of frozen prompt states). For small models trained from scratch, whose random encoder gives each
+    # character a context-free code; exports then hold text_encoder/ beside transformer/.
+    train_text_encoder: bool = False
 
 
 @dataclass
@@ -77,6 +81,7 @@ class OptimConfig:
     grad_accumulation: int = 1
     ema_decay: float = 0.0  # 0 disables EMA
     autocast_bf16: bool = False
+    text_encoder_lr: float = 0.0  # with model.train_text_encoder; 0: the same as lr
 
 
 @dataclass
@@ -145,9 +150,21 @@ class TrainConfig:
                              f"{data.producer!r}, {data.producers}, {data.prefetch}")
         if self.parallel.strategy not in ("none", "ddp", "fsdp"):
             raise ValueError(f"parallel.strategy must be none|ddp|fsdp, got {self.parallel.strategy!r}")
+        if self.model.train_text_encoder:
+            self._check_text_encoder_training()
         for name, value, ok, rule in self._ranges():
             if not ok:
                 raise ValueError(f"{name} must be {rule}, got {value!r}")
+
+    def _check_text_encoder_training(self) -> None:
+        edits = sorted({t for stage in self.stages for t, w in stage.tasks.items() if w > 0 and t != "t2i"})
+        problems = [f"stages train {edits}" if edits else "", "lora.rank > 0" if self.lora.rank > 0 else "",
+                    "objective.kind is dpo" if self.objective.kind == "dpo" else "",
+                    "parallel.strategy is fsdp" if self.parallel.strategy == "fsdp" else ""]
+        problems = [p for p in problems if p]
+        if problems:
+            raise ValueError("model.train_text_encoder trains text-to-image only, with full weights, flow matching and "
+                             f"one process or DDP; here {', '.join(problems)}")
 
     def _ranges(self) -> list[tuple[str, object, bool, str]]:
         """(field, value, valid, rule) for every number and name that would otherwise fail mid-run."""
@@ -162,6 +179,7 @@ class TrainConfig:
             ("data.watch_every", d.watch_every, d.watch_every >= 0, ">= 0 (0: never)"),
             ("data.max_bad_records", d.max_bad_records, d.max_bad_records >= 0, ">= 0 (a share < 1 or a count)"),
             ("optim.lr", o.lr, o.lr > 0, "> 0"),
+            ("optim.text_encoder_lr", o.text_encoder_lr, o.text_encoder_lr >= 0, ">= 0 (0: optim.lr)"),
             ("optim.warmup_steps", o.warmup_steps, o.warmup_steps >= 0, ">= 0"),
             ("optim.min_lr_ratio", o.min_lr_ratio, 0 <= o.min_lr_ratio <= 1, "in [0, 1]"),
             ("optim.grad_clip", o.grad_clip, o.grad_clip >= 0, ">= 0 (0: no clipping)"),

@@ -51,16 +51,20 @@ class BatchPlan:
         self.eligible = [i for i, r in enumerate(records) if self._selected(r, short_chars)]
         if not self.eligible:
             where = f" in {stage.sources}" if stage.sources else ""
-            raise ValueError(f"stage {stage.name!r}: no record{where} has text={stage.text!r} and one of the tasks "
-                             f"{self.tasks}")
+            raise ValueError(f"stage {stage.name!r}: no record{where} with a sample_weight > 0 has text="
+                             f"{stage.text!r} and one of the tasks {self.tasks}")
         self.records = records
+        weights = np.array([records[i].weight for i in self.eligible], dtype=np.float64)
+        # curation's sample_weight (category balance x token rarity): an epoch then draws as many records as the
+        # stage has, in proportion to their weights; equal weights keep the plain permutation
+        self.draw_p = None if np.all(weights == weights[0]) else weights / weights.sum()
 
     def _selected(self, record: Record, short_chars: int) -> bool:
         if self.stage.sources and record.origin not in self.stage.sources:
             return False
         text_ok = self.stage.text == "any" or record.text_kind(short_chars) == self.stage.text
         loser_ok = not self.need_loser or record.lose is not None
-        return text_ok and loser_ok and bool(record.tasks() & set(self.tasks))
+        return text_ok and loser_ok and record.weight > 0 and bool(record.tasks() & set(self.tasks))
 
     def sample(self, global_index: int) -> PlannedSample:
         epoch, position = divmod(global_index - self.origin, len(self.eligible))
@@ -71,11 +75,14 @@ class BatchPlan:
         return PlannedSample(record, options[rng.choice(len(options), p=weights / weights.sum())], global_index)
 
     def order(self, epoch: int) -> np.ndarray:
-        """The permutation of the eligible records for one epoch (the last one is kept)."""
+        """The eligible records of one epoch, in order (the last epoch's is kept): a permutation, or with unequal
+        sample weights as many draws (with replacement) in proportion to them."""
         if self._order is None or self._order[0] != epoch:
             salt = (self.salt,) if self.salt else ()
-            seed = seed_for(self.seed, self.stage_index, epoch, *salt)
-            self._order = (epoch, np.random.default_rng(seed).permutation(len(self.eligible)))
+            rng = np.random.default_rng(seed_for(self.seed, self.stage_index, epoch, *salt))
+            count = len(self.eligible)
+            order = rng.permutation(count) if self.draw_p is None else rng.choice(count, size=count, p=self.draw_p)
+            self._order = (epoch, order)
         return self._order[1]
 
     def micro_batch(self, micro_step: int, global_batch: int, rank: int, world: int) -> list[PlannedSample]:
@@ -89,15 +96,24 @@ class BatchPlan:
 @dataclass
 class EncodedSample:
     latents: torch.Tensor  # [C, h, w] normalised target latents
-    text: torch.Tensor  # [S_txt, D]
+    text: torch.Tensor | None  # [S_txt, D] prompt states of the frozen encoder (None when text_ids is set)
     conditions: list[torch.Tensor]  # [C, h_i, w_i] normalised condition latents (TI2I, I2I)
+    text_ids: torch.Tensor | None = None  # [S] templated prompt token ids, when the trainer trains the encoder
+
+    def cpu(self) -> EncodedSample:
+        move = (lambda t: None if t is None else t.cpu())
+        return EncodedSample(self.latents.cpu(), move(self.text), [c.cpu() for c in self.conditions],
+                             move(self.text_ids))
 
 
 class SampleEncoder:
-    """Runs the condition encoder and the VAE on records, with an LRU cache of encoded samples."""
+    """Runs the condition encoder and the VAE on records, with an LRU cache of encoded samples. With
+    `text_ids` the prompt is only tokenized (the trainer runs the text encoder, which it trains)."""
 
-    def __init__(self, encoder, vae, cache_size: int = 4096, device: str | torch.device = "cpu"):
+    def __init__(self, encoder, vae, cache_size: int = 4096, device: str | torch.device = "cpu",
+                 text_ids: bool = False):
         self.encoder, self.vae, self.device = encoder, vae, torch.device(device)
+        self.text_ids = text_ids
         self.cache: OrderedDict[tuple, EncodedSample] = OrderedDict()
         self.cache_size = cache_size
         self.hits = self.misses = 0
@@ -119,6 +135,10 @@ class SampleEncoder:
     def encode_uncached(self, record: Record, task: str, resolution: int) -> EncodedSample:
         step = self.vae.spatial_factor * 2
         target = fit_to_bucket(open_record_image(record.image), resolution, step)
+        if task == "t2i" and self.text_ids:
+            return EncodedSample(self.latents(target), None, [], self.encoder.prompt_ids(record.caption))
+        if self.text_ids:
+            raise ValueError(f"model.train_text_encoder trains on text-to-image samples only, not {task!r}")
         if task == "t2i":
             text = self.encoder.encode_prompts([record.caption]).embeds[0]
             return EncodedSample(self.latents(target), text, [])
@@ -134,15 +154,17 @@ class SampleEncoder:
 
 
 def load_frozen_encoders(pipeline: str | Path, device: str | torch.device):
-    """The frozen condition encoder (Qwen2.5-VL) and VAE of a diffusers-layout pipeline folder."""
+    """The frozen condition encoder (Qwen2.5-VL) and VAE of a diffusers-layout pipeline folder: in the stored
+    dtype on accelerators, in fp32 on the CPU (half-precision convolutions there are 10-40x slower)."""
     from qwenimage.text import ConditionEncoder
     from qwenimage.vae import WanVAE
 
     folder = Path(pipeline)
     if not (folder / "vae").is_dir():
         raise ValueError(f"model.pipeline {folder} is not a pipeline folder with text_encoder/ and vae/")
-    encoder = ConditionEncoder.from_pretrained(folder, device=device).eval().requires_grad_(False)
-    vae = WanVAE.from_pretrained(folder / "vae", device=device).eval().requires_grad_(False)
+    dtype = torch.float32 if torch.device(device).type == "cpu" else None
+    encoder = ConditionEncoder.from_pretrained(folder, dtype=dtype, device=device).eval().requires_grad_(False)
+    vae = WanVAE.from_pretrained(folder / "vae", dtype=dtype, device=device).eval().requires_grad_(False)
     return encoder, vae
 
 
@@ -162,8 +184,9 @@ def fit_to_bucket(image: Image.Image, resolution: int, step: int) -> Image.Image
     return resized.crop((left, top, left + width, top + height))
 
 
-def collate(samples: list[EncodedSample], device: torch.device) -> FlowBatch:
-    """Encoded samples -> FlowBatch: packed targets padded to the longest, condition tokens, padded text."""
+def collate(samples: list[EncodedSample], device: torch.device, text: TextConditioning | None = None) -> FlowBatch:
+    """Encoded samples -> FlowBatch: packed targets padded to the longest, condition tokens, padded text
+    (`text` when given: the states of a text encoder in training; else the samples' own)."""
     targets = [pack_latents(s.latents[None])[0] for s in samples]  # [S_i, C*4]
     longest = max(t.shape[0] for t in targets)
     x0 = torch.stack([torch.nn.functional.pad(t, (0, 0, 0, longest - t.shape[0])) for t in targets])
@@ -172,7 +195,8 @@ def collate(samples: list[EncodedSample], device: torch.device) -> FlowBatch:
         [[(c.shape[1] // 2, c.shape[2] // 2) for c in s.conditions] for s in samples],
         [torch.cat([pack_latents(c[None])[0] for c in s.conditions]).to(device) if s.conditions else None
          for s in samples])
-    text = stack_text([TextConditioning(s.text[None].to(device)) for s in samples])
+    if text is None:
+        text = stack_text([TextConditioning(s.text[None].to(device)) for s in samples])
     return FlowBatch(x0.to(device), layout, text)
 
 

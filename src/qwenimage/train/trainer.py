@@ -6,6 +6,8 @@
 Each optimizer step: stage from the step, micro-batches from the deterministic plan, encoded ahead by the
 data plane's producers (train/dataplane: threads or Ray actors, with a persistent latent cache), loss,
 backward, clip, AdamW, warmup+cosine LR, EMA; then logging, checkpoints and sample images on schedule.
+With model.train_text_encoder the text encoder's language model trains too: the producers ship prompt token ids,
+the loss runs the encoder with gradients, and checkpoints, EMA and exports cover both (JointModules).
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ from qwenimage.train.dataplane import Schedule, build_feed
 from qwenimage.train.dataplane.updates import DataUpdates, broadcast_from_main, load_versions, save_versions
 from qwenimage.train.ema import EMA
 from qwenimage.train.objective import dpo_loss, flow_matching_loss
+from qwenimage.devices import cpu_has_bf16
 from qwenimage.dtypes import DTYPES
-from qwenimage.train.parallel import all_reduce_mean, freeze_unused, init_distributed, unwrap, wrap_model
+from qwenimage.train.parallel import (all_reduce_mean, average_gradients, freeze_unused, init_distributed, unwrap,
+                                     wrap_model)
+from qwenimage.sampling.conditioning import TextConditioning
 from qwenimage.train.records import check_bad_records, read_sources
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,25 @@ def check_resumable(output: Path, config: TrainConfig) -> None:
                          "the same model, lora and objective.kind, or choose another output.dir")
 
 
+def write_text_encoder(language_model: dict[str, torch.Tensor], source: Path, folder: Path) -> None:
+    """A transformers `text_encoder/` folder: the Qwen2.5-VL of `source` (vision tower and all) with trained
+    language-model weights, in fp32 (its states are all the transformer knows of the prompt)."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    full = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(source), dtype=torch.float32, local_files_only=True)
+    full.model.language_model.load_state_dict(language_model)
+    full.save_pretrained(str(folder))
+
+
+class JointModules(torch.nn.Module):
+    """The transformer and a jointly trained text encoder under one module, for the optimizer, EMA and
+    checkpoints (state keys `transformer.*` and `text_encoder.*`)."""
+
+    def __init__(self, transformer: torch.nn.Module, text_encoder: torch.nn.Module):
+        super().__init__()
+        self.transformer, self.text_encoder = transformer, text_encoder
+
+
 class Trainer:
     def __init__(self, config: TrainConfig):
         self.config = config
@@ -78,7 +102,11 @@ class Trainer:
         if self.info.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             save_job_config(config, self.output / "config.yaml")
+        if config.optim.autocast_bf16 and self.info.device.type == "cpu" and not cpu_has_bf16():
+            log.warning("optim.autocast_bf16 on a CPU without bf16 units (AVX512-BF16 or AMX): bf16 matmuls are "
+                        "emulated and a step may be ~10x slower than in fp32; set autocast_bf16: false here")
         self.encoder, self.vae = self._frozen_encoders()
+        self.text_model = self._trained_text_model()  # None unless model.train_text_encoder
         transformer = self._transformer()
         self.reference = None
         if config.objective.kind == "dpo":
@@ -89,24 +117,36 @@ class Trainer:
         transformer.set_activation_checkpointing(config.model.activation_checkpointing)
         self.model = wrap_model(transformer.train(), config.parallel.strategy, self.info,
                                 config.parallel.fsdp_param_dtype)
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        # what the optimizer, EMA and checkpoints cover: the transformer, with the text encoder when it trains
+        self.trained = self.model if self.text_model is None else JointModules(self.model, self.text_model)
         optim = config.optim
-        self.optimizer = torch.optim.AdamW(trainable, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+        groups = [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+        if self.text_model is not None:
+            groups.append({"params": list(self.text_model.parameters()), "lr": optim.text_encoder_lr or optim.lr})
+        self.optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(optim.warmup_steps, config.total_steps, optim.min_lr_ratio))
-        self.ema = EMA(self.model, optim.ema_decay) if optim.ema_decay > 0 else None
-        self.samples = SampleEncoder(self.encoder, self.vae, config.data.cache_size, self.info.device)
+        self.ema = EMA(self.trained, optim.ema_decay) if optim.ema_decay > 0 else None
+        self.samples = SampleEncoder(self.encoder, self.vae, config.data.cache_size, self.info.device,
+                                     text_ids=self.text_model is not None)
         self.schedule = Schedule(config, self.info.rank, self.info.world, self._data_versions(), self.records)
         self.plans = [self.schedule.plans[(0, i)] for i in range(len(config.stages))]
         self.updates = DataUpdates(config.data.sources_file)
         self.encoder_lock = threading.Lock()  # in-process producers share the encoders with sample images
         self.feed = None  # the data plane's consumer end, started by the first step
         self._null_text = None
-        self.step = resume(self.output, self.model, self.optimizer, self.scheduler, self.ema, self.info)
+        self.step = resume(self.output, self.trained, self.optimizer, self.scheduler, self.ema, self.info)
 
     # ---- set-up ----------------------------------------------------------------------------------
     def _frozen_encoders(self):
         return load_frozen_encoders(self.config.model.pipeline, self.info.device)
+
+    def _trained_text_model(self) -> torch.nn.Module | None:
+        """The condition encoder's language model, in fp32 and with gradients, when it trains jointly."""
+        if not self.config.model.train_text_encoder:
+            return None
+        language_model = self.encoder.model.language_model
+        return language_model.float().requires_grad_(True).train()
 
     def _data_versions(self):
         versions = load_versions(self.output)
@@ -154,7 +194,7 @@ class Trainer:
                 monitor.step(self.step, loss, self.scheduler.get_last_lr()[0], samples, tokens, stage, log=logged,
                              extra=self.data_metrics(step) if logged else None)
                 if self.step % cfg.output.checkpoint_every == 0 or self.step == last:
-                    save_checkpoint(self.output, self.step, self.model, self.optimizer, self.scheduler, self.ema,
+                    save_checkpoint(self.output, self.step, self.trained, self.optimizer, self.scheduler, self.ema,
                                     self.info)
                 if cfg.output.sample_every and self.step % cfg.output.sample_every == 0:
                     self.write_samples()
@@ -180,22 +220,23 @@ class Trainer:
             (loss / accumulation).backward()
             total += loss.detach() / accumulation
             samples, tokens = samples + len(planned) * self.info.world, tokens + batch_tokens * self.info.world
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if self.text_model is not None:
+            average_gradients(self.text_model)  # the transformer's are synced by its DDP wrapper
+        trainable = [p for p in self.trained.parameters() if p.requires_grad]
         if cfg.optim.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self.trained)
         return all_reduce_mean(total).item(), samples, tokens
 
     def micro_loss(self, planned, stage_index: int, encoded) -> tuple[torch.Tensor, int]:
         objective = self.config.objective
-        targets = [dataclasses.replace(e, text=self.null_text()) if text_dropped(p, self.config.seed, stage_index,
-                                                                                  objective.text_dropout) else e
-                   for p, e in zip(planned, encoded)]
-        batch = collate(targets, self.info.device)
+        targets = [self.with_null_text(e) if text_dropped(p, self.config.seed, stage_index, objective.text_dropout)
+                   else e for p, e in zip(planned, encoded)]
+        batch = collate(targets, self.info.device, self.trained_text(targets))
         noise, t = noise_and_time(planned, batch, self.config.seed, stage_index, objective.logit_mean,
                                   objective.logit_std)
         if objective.resolution_shift:
@@ -208,6 +249,20 @@ class Trainer:
             lose = collate(encoded[len(planned):], self.info.device)
             return dpo_loss(self.model, self.reference, batch, lose, t, noise, objective.dpo_beta), 2 * tokens
         return flow_matching_loss(self.model, batch, t, noise).mean(), tokens
+
+    def trained_text(self, samples) -> TextConditioning | None:
+        """[B, S_txt, D] prompt states of the text encoder in training (None when it is frozen: the samples
+        carry their states)."""
+        if self.text_model is None:
+            return None
+        prompt = self.encoder.encode_ids([s.text_ids for s in samples])
+        return TextConditioning(prompt.embeds, prompt.mask_or_none())
+
+    def with_null_text(self, sample):
+        """The sample with the null prompt (text dropout): its token ids, or its frozen states."""
+        if self.text_model is not None:
+            return dataclasses.replace(sample, text_ids=self.encoder.prompt_ids(self.config.objective.null_prompt))
+        return dataclasses.replace(sample, text=self.null_text())
 
     def null_text(self) -> torch.Tensor:
         """[S, D] embedding of the null prompt, which text-dropped samples train with (encoded once)."""
@@ -275,7 +330,7 @@ class Trainer:
         requests = [GenerationRequest(p, width=side, height=side, num_steps=cfg.output.sample_steps, seed=i)
                     for i, p in enumerate(cfg.output.sample_prompts)]
         self.model.eval()
-        with self.encoder_lock:
+        with self.encoder_lock, torch.no_grad():
             results = pipe.generate(requests)
         self.model.train()
         if self.info.is_main:
@@ -298,6 +353,23 @@ class Trainer:
         export.load_state_dict(state, assign=True)
         export.save_pretrained(folder)
 
+    def ema_names(self) -> dict[str, str]:
+        """Transformer weight name (as in full_state) -> its EMA name (which carries the DDP and joint prefixes)."""
+        prefix = "transformer." if self.text_model is not None else ""
+        return {clean: prefix + wrapped for (clean, _), (wrapped, _) in
+                zip(unwrap(self.model).named_parameters(), self.model.named_parameters())}
+
+    def text_state(self, ema: bool) -> dict[str, torch.Tensor]:
+        """The trained text encoder's language-model weights (EMA ones when `ema`), on the CPU."""
+        state = self.text_model.state_dict()
+        if ema:
+            state = {name: self.ema.shadow.get(f"text_encoder.{name}", value) for name, value in state.items()}
+        return {name: value.detach().float().cpu() for name, value in state.items()}
+
+    def save_text_encoder(self, state: dict[str, torch.Tensor], folder: Path) -> None:
+        if self.info.is_main:
+            write_text_encoder(state, Path(self.config.model.pipeline) / "text_encoder", folder)
+
     def export_snapshot(self) -> Path | None:
         """The transformer's current weights (EMA when enabled; the training weights are left untouched) as a
         diffusers folder `exports/step-N/transformer`, written under a temporary name and renamed when complete."""
@@ -307,12 +379,15 @@ class Trainer:
         if full is None:
             return None
         if self.ema is not None:
-            full = {name: self.ema.shadow.get(name, value) for name, value in full.items()}
+            names = self.ema_names()
+            full = {name: self.ema.shadow.get(names.get(name, name), value) for name, value in full.items()}
         dtype = DTYPES[self.config.output.export_dtype]
         final = self.output / "exports" / f"step-{self.step:08d}"
         tmp = final.with_name(final.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         self.save_transformer({k: v.to(dtype) for k, v in full.items()}, tmp / "transformer")
+        if self.text_model is not None:
+            self.save_text_encoder(self.text_state(ema=self.ema is not None), tmp / "text_encoder")
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         log.info("exported the transformer at step %d to %s", self.step, final)
@@ -325,11 +400,15 @@ class Trainer:
             raw = self.full_state()
             if raw is not None:
                 self.save_transformer(raw, self.output / "transformer-raw")
+            if raw is not None and self.text_model is not None:
+                self.save_text_encoder(self.text_state(ema=False), self.output / "text_encoder-raw")
         if self.ema is not None:
-            self.ema.copy_to(self.model)
+            self.ema.copy_to(self.trained)
         full = self.full_state()
         if full is None:
             return
+        if self.text_model is not None:
+            self.save_text_encoder(self.text_state(ema=False), self.output / "text_encoder")
         if self.config.lora.rank > 0:
             from qwenimage.weights.lora import save_lora
 

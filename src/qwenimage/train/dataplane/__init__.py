@@ -35,7 +35,8 @@ def build_pool(config: TrainConfig, local_encoder=None, lock: threading.Lock | N
                world: int = 1) -> ProducerPool:
     """data.producer=local: threads sharing `local_encoder` (the trainer's); ray: actors that load their own."""
     data, cache_dir = config.data, cache_folder(config)
-    encoder_id = encoder_identity(config.model.pipeline)
+    text_ids = config.model.train_text_encoder
+    encoder_id = encoder_identity(config.model.pipeline, "text_ids" if text_ids else "")
     if data.producer == "local":
         disk = LatentCache(cache_dir, encoder_id) if cache_dir else None
         return LocalPool(Producer(local_encoder, disk, data.cache_size, "local", lock), data.producers)
@@ -45,7 +46,8 @@ def build_pool(config: TrainConfig, local_encoder=None, lock: threading.Lock | N
     from qwenimage.train.dataplane.ray_pool import RayOptions, RayPool
 
     device = "cuda" if data.producer_gpus > 0 else "cpu"
-    spec = ProducerSpec(PipelineEncoders(config.model.pipeline, device), cache_dir, encoder_id, data.cache_size)
+    spec = ProducerSpec(PipelineEncoders(config.model.pipeline, device, text_ids), cache_dir, encoder_id,
+                        data.cache_size)
     options = RayOptions(data.ray_address, data.producer_cpus, data.producer_gpus, data.max_restarts)
     return RayPool(spec, data.producers, options)
 

@@ -68,12 +68,13 @@ class LatentCache:
         if meta.get("format") != FORMAT or meta.get("sample_id") != job.record.id:
             return None
         conditions = [tensors[f"condition.{i}"] for i in range(int(meta["conditions"]))]
-        return EncodedSample(tensors["latents"], tensors["text"], conditions)
+        return EncodedSample(tensors["latents"], tensors.get("text"), conditions, tensors.get("text_ids"))
 
     def put(self, job: EncodeJob, sample: EncodedSample) -> Path:
         path = self.path(job)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tensors = {"latents": sample.latents, "text": sample.text}
+        tensors = {"latents": sample.latents}
+        tensors |= {name: t for name, t in (("text", sample.text), ("text_ids", sample.text_ids)) if t is not None}
         tensors |= {f"condition.{i}": c for i, c in enumerate(sample.conditions)}
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         meta = {"format": FORMAT, "sample_id": job.record.id, "task": job.task,

@@ -43,7 +43,7 @@ class Producer:
             with self.lock:
                 sample = self.encoder.encode_uncached(job.record, job.task, job.resolution)
             if self.to_cpu:
-                sample = EncodedSample(sample.latents.cpu(), sample.text.cpu(), [c.cpu() for c in sample.conditions])
+                sample = sample.cpu()
             if self.disk is not None:
                 self.disk.put(job, sample)
         self._remember(key, sample)
@@ -86,7 +86,8 @@ class PipelineEncoders:
 
     pipeline: str
     device: str = "cpu"  # "cuda": the GPU Ray assigned to the producer actor
+    text_ids: bool = False  # tokenize prompts only (the trainer trains the text encoder)
 
     def __call__(self) -> SampleEncoder:
         encoder, vae = load_frozen_encoders(self.pipeline, self.device)
-        return SampleEncoder(encoder, vae, cache_size=0, device=self.device)
+        return SampleEncoder(encoder, vae, cache_size=0, device=self.device, text_ids=self.text_ids)

@@ -191,21 +191,25 @@ Wire = tuple[np.ndarray, tuple[int, ...], str]  # flat bytes, shape, torch dtype
 
 def to_wire(sample: EncodedSample) -> dict:
     return {"latents": _to_bytes(sample.latents), "text": _to_bytes(sample.text),
-            "conditions": [_to_bytes(c) for c in sample.conditions]}
+            "conditions": [_to_bytes(c) for c in sample.conditions], "text_ids": _to_bytes(sample.text_ids)}
 
 
 def from_wire(wire: dict) -> EncodedSample:
     with warnings.catch_warnings():  # Ray's zero-copy arrays are read-only; the samples are only read
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return EncodedSample(_from_bytes(wire["latents"]), _from_bytes(wire["text"]),
-                             [_from_bytes(c) for c in wire["conditions"]])
+                             [_from_bytes(c) for c in wire["conditions"]], _from_bytes(wire.get("text_ids")))
 
 
-def _to_bytes(tensor: torch.Tensor) -> Wire:
+def _to_bytes(tensor: torch.Tensor | None) -> Wire | None:
+    if tensor is None:
+        return None
     tensor = tensor.detach().cpu().contiguous()
     return tensor.reshape(-1).view(torch.uint8).numpy(), tuple(tensor.shape), str(tensor.dtype).removeprefix("torch.")
 
 
-def _from_bytes(wire: Wire) -> torch.Tensor:
+def _from_bytes(wire: Wire | None) -> torch.Tensor | None:
+    if wire is None:
+        return None
     data, shape, dtype = wire
     return torch.from_numpy(data).view(getattr(torch, dtype)).reshape(shape)
