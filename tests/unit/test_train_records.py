@@ -93,3 +93,24 @@ def test_a_shard_cut_short_keeps_its_first_samples_and_counts_the_tail(tmp_path)
 def test_a_missing_source_is_named(tmp_path):
     with pytest.raises(ValueError, match=f"training data source {tmp_path / 'nope.tar'} does not exist"):
         read_sources([tmp_path / "nope.tar"])
+
+
+def test_curation_parquet_shards_read_like_its_tar_shards(tmp_path):
+    """`qwenimage curate` writes shards/stage-K/part-N.tar or .parquet; the trainer reads either the same way,
+    with the sample weights, and a damaged Parquet file is one named bad record."""
+    from qwenimage.curate.writer import _parquet_bytes, _tar_bytes
+
+    samples = [(f"k{i}", {"png": png((40 * i, 80, 120)), "txt": f"card {i}".encode(),
+                          "json": json.dumps({"caption": f"a card {i}", "text": f"{i}", "sample_weight": 0.5 + i})
+                          .encode()}) for i in range(3)]
+    for fmt, data in (("tar", _tar_bytes(samples)), ("parquet", _parquet_bytes(samples))):
+        (tmp_path / fmt).mkdir()
+        (tmp_path / fmt / f"part-000000.{fmt}").write_bytes(data)
+    from_tar, from_parquet = read_records([tmp_path / "tar"]), read_records([tmp_path / "parquet"])
+    assert [(r.caption, r.text, r.weight) for r in from_parquet] == [(f"a card {i}", f"{i}", 0.5 + i) for i in range(3)]
+    assert [(r.caption, r.text, r.weight) for r in from_tar] == [(r.caption, r.text, r.weight) for r in from_parquet]
+    assert all(list(a.image.getdata()) == list(b.image.getdata()) for a, b in zip(from_tar, from_parquet))
+    damaged = tmp_path / "damaged.parquet"
+    damaged.write_bytes(_parquet_bytes(samples)[:200])
+    records, bad = read_sources([damaged])
+    assert records == [] and len(bad) == 1 and "unreadable Parquet shard" in bad[0].reason

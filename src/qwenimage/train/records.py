@@ -1,7 +1,9 @@
-"""Training records: image (+ caption, rendered text, edit source, DPO loser) from folders or WebDataset tars.
+"""Training records: image (+ caption, rendered text, edit source, DPO loser) from folders, WebDataset tars or
+curation's Parquet shards.
 
-A source is a folder of images, one .tar shard, or a folder of .tar shards (the output folder of
-`qwenimage synth` or `qwenimage curate`; its report/ and stats/ side folders are not read). A folder holds
+A source is a folder of images, one .tar or .parquet shard, or a folder of shards (the output folder of
+`qwenimage synth`, or a `shards/stage-K/` folder of `qwenimage curate`; report/ and stats/ side folders are not
+read). A Parquet shard has curation's columns (key, image, image_format, caption, json). A folder holds
 images with sidecars of the same stem: `x.png` + `x.txt` (caption) and/or `x.json`
 ({"caption", "text", "instruction", "source", "lose"}; paths relative to the folder). A tar shard holds
 `key.png|jpg` + `key.json` / `key.txt` (the synth engine's and curation's output layout).
@@ -27,6 +29,7 @@ from qwenimage.images import MAX_PIXELS, load_image
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+SHARD_SUFFIXES = (".tar", ".parquet")  # WebDataset tars (synth, curation) and curation's Parquet shards
 
 
 @dataclass
@@ -91,15 +94,15 @@ def read_sources(sources: list[str | Path]) -> tuple[list[Record], list[BadRecor
     for name in sources:
         source = Path(name)
         if source.is_dir() and shard_files(source):  # a synth / curation output folder: its shards
-            found = [record for shard in shard_files(source) for record in _tar_records(shard, bad)]
+            found = [record for shard in shard_files(source) for record in _shard_records(shard, bad)]
         elif source.is_dir():
             found = _folder_records(source, bad)
-        elif source.suffix == ".tar" and source.is_file():
-            found = _tar_records(source, bad)
+        elif source.suffix in SHARD_SUFFIXES and source.is_file():
+            found = _shard_records(source, bad)
         elif not source.exists():
             raise ValueError(f"training data source {source} does not exist")
         else:
-            raise ValueError(f"training data source {source} is neither a folder nor a .tar shard")
+            raise ValueError(f"training data source {source} is neither a folder nor a .tar / .parquet shard")
         records.extend(replace(record, origin=str(name)) for record in found)
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
@@ -123,10 +126,40 @@ def check_bad_records(bad: list[BadRecord], total: int, max_bad: float) -> None:
 
 
 def shard_files(folder: Path) -> list[Path]:
-    """The WebDataset shards of an output folder (synth-*.tar, part-*.tar, ...), when it has no loose images."""
+    """The shards of an output folder (synth-*.tar, curation's part-*.tar or part-*.parquet), when it has no
+    loose images."""
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
         return []
-    return sorted(p for p in folder.glob("*.tar") if p.is_file())
+    return sorted(p for p in folder.iterdir() if p.suffix in SHARD_SUFFIXES and p.is_file())
+
+
+def _shard_records(path: Path, bad: list[BadRecord]) -> list[Record]:
+    members = _parquet_members(path, bad) if path.suffix == ".parquet" else _tar_members(path, bad)
+    out = []
+    for key, parts in sorted(members.items()):
+        image_ext = next((e for e in ("png", "jpg", "jpeg", "webp") if e in parts), None)
+        if image_ext is None:
+            continue
+        try:
+            out.append(_packed_record(path, key, parts, image_ext))
+        except (ValueError, OSError) as err:
+            bad.append(BadRecord(f"{path}:{key}.{image_ext}", str(err)))
+    return out
+
+
+def _parquet_members(path: Path, bad: list[BadRecord]) -> dict[str, dict[str, bytes]]:
+    """key -> {extension: bytes} of a curation Parquet shard (columns key, image, image_format, caption, json);
+    an unreadable file is one bad record."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.read_table(path, columns=["key", "image", "image_format", "caption", "json"]).to_pylist()
+    except (pa.ArrowException, OSError, KeyError) as err:
+        bad.append(BadRecord(str(path), f"unreadable Parquet shard ({err})"))
+        return {}
+    return {row["key"]: {row["image_format"]: row["image"], "txt": row["caption"].encode("utf-8"),
+                         "json": row["json"].encode("utf-8")} for row in rows}
 
 
 def _folder_records(folder: Path, bad: list[BadRecord]) -> list[Record]:
@@ -212,20 +245,7 @@ def _ends_cleanly(path: Path, offset: int) -> bool:
     return len(tail) == 1024 and not any(tail)
 
 
-def _tar_records(path: Path, bad: list[BadRecord]) -> list[Record]:
-    out = []
-    for key, parts in sorted(_tar_members(path, bad).items()):
-        image_ext = next((e for e in ("png", "jpg", "jpeg", "webp") if e in parts), None)
-        if image_ext is None:
-            continue
-        try:
-            out.append(_tar_record(path, key, parts, image_ext))
-        except (ValueError, OSError) as err:
-            bad.append(BadRecord(f"{path}:{key}.{image_ext}", str(err)))
-    return out
-
-
-def _tar_record(path: Path, key: str, parts: dict[str, bytes], image_ext: str) -> Record:
+def _packed_record(path: Path, key: str, parts: dict[str, bytes], image_ext: str) -> Record:
     where = f"{path}:{key}"
     meta = _parse_meta(parts["json"], f"{where}.json") if "json" in parts else {}
     caption = meta.get("caption") or parts.get("txt", b"").decode("utf-8", errors="replace").strip()
