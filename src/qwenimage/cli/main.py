@@ -7,10 +7,11 @@ import logging
 import sys
 
 from qwenimage import __version__
-from qwenimage.cli import curate_cmd, eval_cmd, generate_cmd, mini_cmd, model_cmd, synth_cmd, train_cmd
+from qwenimage.cli import (curate_cmd, eval_cmd, generate_cmd, mini_cmd, model_cmd, serve_cmd, synth_cmd,
+                           train_cmd)
 
 
-SUBCOMMANDS = [generate_cmd, model_cmd, synth_cmd, curate_cmd, train_cmd, eval_cmd, mini_cmd]
+SUBCOMMANDS = [generate_cmd, model_cmd, synth_cmd, curate_cmd, train_cmd, eval_cmd, mini_cmd, serve_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
