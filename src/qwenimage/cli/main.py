@@ -8,10 +8,10 @@ import sys
 
 from qwenimage import __version__
 from qwenimage.cli import (curate_cmd, eval_cmd, generate_cmd, mini_cmd, model_cmd, serve_cmd, synth_cmd,
-                           train_cmd)
+                           train_cmd, ui_cmd)
 
 
-SUBCOMMANDS = [generate_cmd, model_cmd, synth_cmd, curate_cmd, train_cmd, eval_cmd, mini_cmd, serve_cmd]
+SUBCOMMANDS = [generate_cmd, model_cmd, synth_cmd, curate_cmd, train_cmd, eval_cmd, mini_cmd, serve_cmd, ui_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

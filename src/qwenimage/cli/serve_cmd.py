@@ -1,4 +1,5 @@
-"""`qwenimage serve`: the OpenAI-compatible images API (FastAPI on uvicorn) over one loaded model."""
+"""`qwenimage serve`: the OpenAI-compatible images API (FastAPI on uvicorn) over one loaded model, with the
+web UI at /ui; `qwenimage ui` runs the same app with the UI at the root."""
 
 from __future__ import annotations
 
@@ -16,11 +17,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="OpenAI-compatible images API server",
                        description="Serve POST /v1/images/generations and /v1/images/edits (the OpenAI images "
                                    "API; the openai SDK works unchanged), GET /v1/models, /health and /metrics. "
-                                   "Waiting requests with the same step count are batched into one pipeline call.")
+                                   "Waiting requests with the same step count are batched into one pipeline call. "
+                                   "The web UI is at /ui.")
+    add_server_arguments(p, port=8000)
+    p.add_argument("--no-ui", dest="ui_path", action="store_const", const=None, default="/ui",
+                   help="do not mount the web UI at /ui (it shares the API's queue, batches and key)")
+    p.set_defaults(run=run_serve, ui_required=False)
+
+
+def add_server_arguments(p: argparse.ArgumentParser, port: int) -> None:
+    """The flags of `serve` and `ui`: one app runs both (the UI drives the API's scheduler)."""
     p.add_argument("--model", type=Path, default=os.environ.get("QWENIMAGE_MODEL"),
                    help="diffusers-layout model folder (default: $QWENIMAGE_MODEL, else the built-in qwenimage-mini)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--port", type=int, default=port, help="port (default: %(default)s)")
     p.add_argument("--api-key", default=os.environ.get("QWENIMAGE_API_KEY"),
                    help="require 'Authorization: Bearer KEY' on every route but /health (default: "
                         "$QWENIMAGE_API_KEY, else no key)")
@@ -35,7 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder for response_format=url files (default: a fresh temporary folder)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps or xpu (default: cuda if available)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="(default: %(default)s; fp32 on CPU)")
-    p.set_defaults(run=run_serve)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -57,5 +66,23 @@ def run_serve(args: argparse.Namespace) -> int:
     worker = PipelineWorker.load(config.model, device=config.device, dtype=config.dtype)
     log.info("serving %s on http://%s:%d/v1 (API key %s)", worker.model_id, config.host, config.port,
              "required" if config.api_key else "off")
-    uvicorn.run(create_app(config, worker), host=config.host, port=config.port, log_level="info")
+    app = create_app(config, worker)
+    if args.ui_path is not None and mount_web_ui(app, args.ui_path, required=args.ui_required):
+        log.info("web UI on http://%s:%d%s", config.host, config.port, args.ui_path)
+    uvicorn.run(app, host=config.host, port=config.port, log_level="info")
     return 0
+
+
+def mount_web_ui(app, path: str, required: bool) -> bool:
+    """Mount the Gradio UI at `path`. Without gradio installed, `serve` runs the API alone (with a warning)
+    and `ui`, whose whole point the page is, stops with the install command. True when mounted."""
+    try:
+        from qwenimage.serve.ui import mount_ui
+    except ImportError as err:
+        if required:
+            raise ValueError(f"the web UI needs gradio ({err.name} is missing): "
+                             "pip install 'qwenimage[serve]'") from err
+        log.warning("web UI off: %s is missing (pip install 'qwenimage[serve]')", err.name)
+        return False
+    mount_ui(app, path=path)
+    return True
