@@ -125,9 +125,10 @@ def plot(curve: list[dict], vae_ocr: float | None, path: Path) -> None:
         ax.plot(xs, [c["heldout_exact"] for c in curve], "o-", color="C0", label="held-out words: exact")
         ax.plot([c[key] for c in with_ned], [c["heldout_ned"] for c in with_ned], "o:", color="C0",
                 label="held-out words: 1 - NED")
-        ax.plot(xs, [c["seen_exact"] for c in curve], "s-", color="C1", label="trained words: exact")
-        ax.plot([c[key] for c in with_ned], [c["seen_ned"] for c in with_ned], "s:", color="C1",
-                label="trained words: 1 - NED")
+        seen = [c for c in curve if "seen_exact" in c]  # a point may have only the held-out suite measured
+        ax.plot([c[key] for c in seen], [c["seen_exact"] for c in seen], "s-", color="C1", label="trained words: exact")
+        ax.plot([c[key] for c in seen if "seen_ned" in c], [c["seen_ned"] for c in seen if "seen_ned" in c], "s:",
+                color="C1", label="trained words: 1 - NED")
         if vae_ocr is not None:
             ax.axhline(vae_ocr, color="gray", linestyle="--", label=f"ceiling: VAE reconstruction, exact ({vae_ocr:.2f})")
         ax.set_xlabel(label)
@@ -245,7 +246,8 @@ def main() -> int:
         data = json.loads(args.vae_results.read_text())
         vae_ocr = data.get("scalars", {}).get("ocr_exact/text")
     if args.previous is not None:
-        curve = continued(args.previous, curve)
+        curve = continued(args.previous, curve) if curve else [json.loads(line) for line in
+                                                                 args.previous.read_text().splitlines()]
     if curve:
         plot(curve, vae_ocr, args.plot)
     if args.grid is not None:

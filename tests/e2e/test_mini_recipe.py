@@ -23,7 +23,7 @@ LONG = ["stages.0.steps=2", "data.batch_size=2", "output.export_every=2", "outpu
 def extra() -> str:
     steps = {"synth-s1": SYNTH, "synth-s2": SYNTH, "synth-s3": SYNTH, "vae": VAE, "vae-refine": VAE,
              "vae-decoder": VAE, "vae-decoder-words": VAE, "transformer": TRANSFORMER, "transformer-long": LONG,
-             "transformer-joint": LONG}
+             "transformer-joint": LONG + ["stop_after=2"], "transformer-joint-scaled": LONG}
     return "extra=" + json.dumps(steps)
 
 
@@ -31,7 +31,7 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--config", str(RECIPE), extra()]) == 0
     ran = ("synth-s1, synth-s2, synth-s3, base, vae, vae-refine, vae-decoder, vae-decoder-words, transformer, "
-           "transformer-long, transformer-joint, assemble")
+           "transformer-long, transformer-joint, joint-start, transformer-joint-scaled, assemble")
     assert f"ran {ran}" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
@@ -44,11 +44,14 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
     assert (tmp_path / "outputs/mini/train/transformer-raw/config.json").is_file()  # where the continuation started
     joint = [json.loads(line)["stage"] for line in (tmp_path / "outputs/mini/train-joint/log.jsonl").read_text().splitlines()]
     assert joint == ["one-font-joint", "one-font-joint"]
+    scaled = [json.loads(line)["stage"] for line in
+              (tmp_path / "outputs/mini/train-joint-scaled/log.jsonl").read_text().splitlines()]
+    assert scaled == ["one-font-scaled", "one-font-scaled"]
     from safetensors.torch import load_file  # the shipped text encoder is the jointly trained one, not the base's
 
     trained = load_file(str(model / "text_encoder" / "model.safetensors"))
     base = load_file(str(tmp_path / "outputs/mini/base/text_encoder/model.safetensors"))
-    assert any(not (trained[k] == base[k]).all() for k in base if "language_model" in k)
+    assert any(not (trained[k] == base[k]).all() for k in base if k.startswith("model.layers."))
     vae = json.loads((model / "vae" / "config.json").read_text())
     assert vae["latents_std"] != [1.0] * 16  # the VAE step wrote its latent statistics
 

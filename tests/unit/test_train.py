@@ -221,11 +221,14 @@ def test_the_text_encoder_trains_jointly_checkpoints_resumes_and_exports(tiny_pi
     from qwenimage.text import ConditionEncoder
 
     cfg = config(tmp_path, tiny_pipeline_dir, data_dir, stages=[StageConfig(steps=6, resolution=32)],
-                 model=ModelConfig(pipeline=str(tiny_pipeline_dir), preset="tiny", train_text_encoder=True),
+                 model=ModelConfig(pipeline=str(tiny_pipeline_dir), preset="tiny", train_text_encoder=True,
+                                   text_embedding_scale=0.5),
                  optim=OptimConfig(lr=1e-3, text_encoder_lr=3e-3, warmup_steps=0, ema_decay=0.5), stop_after=3)
     cfg.output.checkpoint_every = cfg.output.export_every = 3
     first = Trainer(cfg)
     start = {k: v.clone() for k, v in first.text_model.state_dict().items()}
+    stored = Qwen2_5_VLForConditionalGeneration.from_pretrained(str(tiny_pipeline_dir / "text_encoder"))
+    torch.testing.assert_close(start["embed_tokens.weight"], 0.5 * stored.model.language_model.embed_tokens.weight)
     prompt = 'a red card that says "CAT"'  # the producers' token ids give the states of the frozen path
     ids = first.encoder.prompt_ids(prompt)
     with torch.no_grad():

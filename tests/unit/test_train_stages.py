@@ -65,3 +65,14 @@ def test_records_are_drawn_in_proportion_to_their_sample_weight():
     assert 0.70 < drawn.count(0) / len(drawn) < 0.80  # 3 : 1
     equal = BatchPlan(records(), StageConfig(name="all"), 0, seed=0, short_chars=12)
     assert sorted(equal.sample(i).record for i in range(8)) == list(range(8))  # equal weights: a permutation
+
+
+def test_a_model_field_added_after_a_run_started_compares_as_its_default_on_resume():
+    from qwenimage.train.config import resume_changes
+
+    saved = {"model": {"pipeline": "p", "dtype": "fp32"}, "lora": {"rank": 0}, "objective": {"kind": "flow"}}
+    now = {"model": {"pipeline": "p", "dtype": "fp32", "text_embedding_scale": 1.0, "train_text_encoder": False},
+           "lora": {"rank": 0}, "objective": {"kind": "flow"}}
+    assert resume_changes(saved, now) == []  # the run used the defaults of the fields it did not know
+    now["model"]["text_embedding_scale"] = 0.05
+    assert resume_changes(saved, now) == ["model.text_embedding_scale: 1.0 there, 0.05 now"]

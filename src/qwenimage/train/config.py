@@ -24,6 +24,11 @@ class ModelConfig:
     # ids instead of frozen prompt states). For small models trained from scratch, whose random encoder gives each
     # character a context-free code; exports then hold text_encoder/ beside transformer/.
     train_text_encoder: bool = False
+    # with train_text_encoder: multiply the token embeddings by this when the run starts (a resumed run takes its
+    # checkpoint's). qwenimage-mini's random encoder has unit-scale embeddings, so its layers add ~1% to the
+    # residual stream and could not make the states depend on context; at 0.05 the states barely change (cosine
+    # 0.98) and the layers weigh 20x more.
+    text_embedding_scale: float = 1.0
 
 
 @dataclass
@@ -178,6 +183,8 @@ class TrainConfig:
             ("data.cache_size", d.cache_size, d.cache_size >= 0, ">= 0"),
             ("data.watch_every", d.watch_every, d.watch_every >= 0, ">= 0 (0: never)"),
             ("data.max_bad_records", d.max_bad_records, d.max_bad_records >= 0, ">= 0 (a share < 1 or a count)"),
+            ("model.text_embedding_scale", self.model.text_embedding_scale, self.model.text_embedding_scale > 0,
+             "> 0 (1: unchanged)"),
             ("optim.lr", o.lr, o.lr > 0, "> 0"),
             ("optim.text_encoder_lr", o.text_encoder_lr, o.text_encoder_lr >= 0, ">= 0 (0: optim.lr)"),
             ("optim.warmup_steps", o.warmup_steps, o.warmup_steps >= 0, ">= 0"),
@@ -210,11 +217,17 @@ class TrainConfig:
 def resume_changes(saved: dict, current: dict) -> list[str]:
     """The RESUME_FIXED fields that differ between a saved config and the current one (both as plain dicts,
     see qwenimage.jobconfig.job_config_to_dict), as "name: old there, new now"."""
+    import dataclasses
+
+    defaults = {"model": dataclasses.asdict(ModelConfig()), "lora": dataclasses.asdict(LoraConfig())}
     changes = []
     for key in RESUME_FIXED:
         old, new = _dotted(saved, key), _dotted(current, key)
+        # a field missing from the saved config was added later: the run used its default
+        known = _flat(_dotted(defaults, key), key) if _dotted(defaults, key) is not None else {}
         for name in sorted(set(_flat(old, key)) | set(_flat(new, key))):
-            before, after = _flat(old, key).get(name), _flat(new, key).get(name)
+            before = _flat(old, key).get(name, known.get(name))
+            after = _flat(new, key).get(name)
             if before != after and name not in RESUME_FREE:
                 changes.append(f"{name}: {before!r} there, {after!r} now")
     return changes

@@ -145,8 +145,12 @@ class Trainer:
         """The condition encoder's language model, in fp32 and with gradients, when it trains jointly."""
         if not self.config.model.train_text_encoder:
             return None
-        language_model = self.encoder.model.language_model
-        return language_model.float().requires_grad_(True).train()
+        language_model = self.encoder.model.language_model.float()
+        scale = self.config.model.text_embedding_scale
+        if scale != 1.0:  # before resume(), which loads a checkpoint's own embeddings over these
+            with torch.no_grad():
+                language_model.embed_tokens.weight.mul_(scale)
+        return language_model.requires_grad_(True).train()
 
     def _data_versions(self):
         versions = load_versions(self.output)
@@ -407,7 +411,7 @@ class Trainer:
         full = self.full_state()
         if full is None:
             return
-        if self.text_model is not None:
+        if self.text_model is not None:  # the model holds the EMA weights now (when enabled)
             self.save_text_encoder(self.text_state(ema=False), self.output / "text_encoder")
         if self.config.lora.rank > 0:
             from qwenimage.weights.lora import save_lora

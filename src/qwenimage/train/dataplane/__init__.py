@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from qwenimage.train.config import TrainConfig
-from qwenimage.train.dataplane.cache import LatentCache, encoder_identity
+from qwenimage.train.dataplane.cache import ENCODER_PARTS, LatentCache, encoder_identity
 from qwenimage.train.dataplane.feed import Feed, ProducerPool
 from qwenimage.train.dataplane.jobs import EncodeJob, ProduceInfo
 from qwenimage.train.dataplane.local import LocalPool
@@ -36,7 +36,9 @@ def build_pool(config: TrainConfig, local_encoder=None, lock: threading.Lock | N
     """data.producer=local: threads sharing `local_encoder` (the trainer's); ray: actors that load their own."""
     data, cache_dir = config.data, cache_folder(config)
     text_ids = config.model.train_text_encoder
-    encoder_id = encoder_identity(config.model.pipeline, "text_ids" if text_ids else "")
+    # token ids do not depend on the text encoder's weights: runs that train it share their cached samples
+    parts = tuple(p for p in ENCODER_PARTS if p != "text_encoder") if text_ids else ENCODER_PARTS
+    encoder_id = encoder_identity(config.model.pipeline, "text_ids" if text_ids else "", parts)
     if data.producer == "local":
         disk = LatentCache(cache_dir, encoder_id) if cache_dir else None
         return LocalPool(Producer(local_encoder, disk, data.cache_size, "local", lock), data.producers)

@@ -28,12 +28,12 @@ SMALL_FILE = 1 << 20  # files up to this size are hashed by content; larger ones
 ENCODER_PARTS = ("text_encoder", "tokenizer", "processor", "vae")
 
 
-def encoder_identity(pipeline: str | Path, extra: str = "") -> str:
+def encoder_identity(pipeline: str | Path, extra: str = "", parts: tuple[str, ...] = ENCODER_PARTS) -> str:
     """A short hash of everything that shapes an encoding: the pipeline's encoder, tokenizer, processor and
-    VAE folders (configs by content, weight files by size and mtime) and the encoding version."""
+    VAE folders (`parts`; configs by content, weight files by size and mtime) and the encoding version."""
     pipeline = Path(pipeline)
     digest = hashlib.sha256(f"{ENCODING_VERSION}|{extra}".encode())
-    for part in ENCODER_PARTS:
+    for part in parts:
         folder = pipeline / part
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if not path.is_file():
