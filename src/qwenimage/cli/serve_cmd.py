@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import threading
 from pathlib import Path
 
 from qwenimage.dtypes import DTYPES
@@ -18,10 +20,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Serve POST /v1/images/generations and /v1/images/edits (the OpenAI images "
                                    "API; the openai SDK works unchanged), GET /v1/models, /health and /metrics. "
                                    "Waiting requests with the same step count are batched into one pipeline call. "
-                                   "The web UI is at /ui.")
+                                   "The web UI is at /ui. With --ray, the same app runs as a Ray Serve deployment: "
+                                   "one model per replica, Ray Serve routing between them.")
     add_server_arguments(p, port=8000)
     p.add_argument("--no-ui", dest="ui_path", action="store_const", const=None, default="/ui",
                    help="do not mount the web UI at /ui (it shares the API's queue, batches and key)")
+    ray = p.add_argument_group("scale-out with Ray Serve (pip install 'qwenimage[serve]')")
+    ray.add_argument("--ray", action="store_true",
+                     help="run the app as a Ray Serve deployment: each replica loads the model and batches its own "
+                          "requests; one GPU per replica when Ray has GPUs, else CPU replicas (no web UI)")
+    ray.add_argument("--replicas", type=int, default=None,
+                     help="replicas with --ray; the minimum when --max-replicas is given (default: 1)")
+    ray.add_argument("--max-replicas", type=int, default=None,
+                     help="with --ray: autoscale between --replicas and this many by queued requests")
+    ray.add_argument("--ray-address", default=None,
+                     help="with --ray: join this Ray cluster ('auto', 'ray://head:10001'; default: start Ray on "
+                          "this machine)")
     p.set_defaults(run=run_serve, ui_required=False)
 
 
@@ -48,6 +62,7 @@ def add_server_arguments(p: argparse.ArgumentParser, port: int) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    ray_config = ray_serve_config(args)  # flag mistakes first, before any import or model load
     try:
         import uvicorn
 
@@ -63,6 +78,8 @@ def run_serve(args: argparse.Namespace) -> int:
                          device=args.device, dtype=args.dtype, max_batch=args.max_batch, max_queue=args.max_queue,
                          max_pixels=args.max_pixels, max_upload_bytes=args.max_upload_bytes,
                          output_dir=args.output_dir)
+    if ray_config is not None:
+        return run_ray(config, ray_config)
     worker = PipelineWorker.load(config.model, device=config.device, dtype=config.dtype)
     log.info("serving %s on http://%s:%d/v1 (API key %s)", worker.model_id, config.host, config.port,
              "required" if config.api_key else "off")
@@ -71,6 +88,45 @@ def run_serve(args: argparse.Namespace) -> int:
         log.info("web UI on http://%s:%d%s", config.host, config.port, args.ui_path)
     uvicorn.run(app, host=config.host, port=config.port, log_level="info")
     return 0
+
+
+def ray_serve_config(args: argparse.Namespace):
+    """The RayServeConfig of `--ray ...`, None without --ray; ValueError for Ray flags given without it."""
+    if not getattr(args, "ray", False):
+        given = [flag for flag, value in (("--replicas", getattr(args, "replicas", None)),
+                                          ("--max-replicas", getattr(args, "max_replicas", None)),
+                                          ("--ray-address", getattr(args, "ray_address", None))) if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} needs --ray (the default server is one process, one model)")
+        return None
+    from qwenimage.serve.ray_serve import RayServeConfig
+
+    return RayServeConfig(replicas=1 if args.replicas is None else args.replicas, max_replicas=args.max_replicas,
+                          address=args.ray_address)
+
+
+def run_ray(config, ray_config) -> int:
+    """Deploy on Ray Serve and wait for Ctrl-C, then take the deployment down."""
+    try:
+        import ray.serve  # noqa: F401  (the `serve` extra: ray[serve])
+
+        from qwenimage.serve import ray_serve
+    except ImportError as err:
+        raise ValueError(f"qwenimage serve --ray needs Ray Serve ({err.name} is missing): "
+                         "pip install 'qwenimage[serve]'") from err
+    try:
+        ray_serve.start(config, ray_config)
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill`, `docker stop`: shut down as on Ctrl-C
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        log.info("stopping the Ray Serve deployment")
+    finally:
+        ray_serve.stop(ray_config)
+    return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def mount_web_ui(app, path: str, required: bool) -> bool:

@@ -8,6 +8,7 @@
     worker.py     the pipeline behind the scheduler (a fake in tests)
     serving.py    job -> JSON response or SSE stream
     routes.py     thin routes;  app.py  create_app(config, worker)
+    ray_serve.py  the same app as a Ray Serve deployment (`serve --ray`)
 """
 
 from qwenimage.serve.app import create_app

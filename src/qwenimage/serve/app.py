@@ -25,7 +25,8 @@ def create_app(config: ServeConfig, worker: Worker) -> FastAPI:
     metrics = ServeMetrics()
     scheduler = Scheduler(worker.run, metrics, max_batch=config.max_batch, max_queue=config.max_queue,
                           batch_wait_s=config.batch_wait_s)
-    serving = Serving(config, worker, scheduler, ImageStore(config.output_dir, config.max_stored_files), metrics)
+    store = ImageStore(config.output_dir, config.max_stored_files, config.shared_output_dir)
+    serving = Serving(config, worker, scheduler, store, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

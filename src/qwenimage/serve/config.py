@@ -30,6 +30,7 @@ class ServeConfig:
     max_partial_images: int = 3  # as in the OpenAI API
     output_dir: Path | None = None  # url mode's folder; None: a fresh temporary folder
     max_stored_files: int = 1000  # url mode keeps the newest files only
+    shared_output_dir: bool = False  # other servers (Ray Serve replicas) write to output_dir too: serve theirs
     model_id: str | None = None  # name in /v1/models; None: the model folder's name
 
     def __post_init__(self) -> None:
@@ -47,5 +48,7 @@ class ServeConfig:
             raise ValueError(f"max_partial_images must be in 0..3, got {self.max_partial_images}")
         if not 0 <= self.batch_wait_s <= 10:
             raise ValueError(f"batch_wait_s must be in [0, 10] seconds, got {self.batch_wait_s}")
+        if self.shared_output_dir and self.output_dir is None:
+            raise ValueError("shared_output_dir needs an output_dir that every server can reach")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("api_key is empty; pass a non-empty key or none at all")

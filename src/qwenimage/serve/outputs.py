@@ -36,13 +36,14 @@ def b64(data: bytes) -> str:
 
 
 class ImageStore:
-    """Files for url mode: `put` returns a fresh random name; `path` resolves only names it handed out.
-    Keeps the newest `max_files`; older files are deleted."""
+    """Files for url mode: `put` returns a fresh random name; `path` resolves only names it handed out, or, when
+    the folder is `shared` with other servers (Ray Serve replicas), any well-formed name present in it.
+    Keeps the newest `max_files` of its own; older ones are deleted."""
 
-    def __init__(self, folder: Path | None, max_files: int):
+    def __init__(self, folder: Path | None, max_files: int, shared: bool = False):
         self.folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="qwenimage-serve-"))
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.max_files = max_files
+        self.max_files, self.shared = max_files, shared
         self._files: OrderedDict[str, Path] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -61,4 +62,7 @@ class ImageStore:
         if not _NAME.match(name):
             return None
         with self._lock:
-            return self._files.get(name)
+            path = self._files.get(name)
+        if path is None and self.shared:  # written by another replica; the name pattern admits no other path
+            path = self.folder / name
+        return path
