@@ -6,14 +6,18 @@ import argparse
 import json
 import logging
 import os
+import sys
+import time
 from pathlib import Path
 
 from PIL.PngImagePlugin import PngInfo
 
 from qwenimage.dtypes import DTYPES
-from qwenimage.sampling.schedule import MAX_STEPS
+from qwenimage.sampling.step_cache import DEFAULT_CACHE_THRESHOLD
+from qwenimage.sampling.schedule import MAX_STEPS, parse_schedule_overrides
 
 log = logging.getLogger(__name__)
+STARTED = time.perf_counter()  # the command's start: the CLI imports this module first thing
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +41,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=Path, default=os.environ.get("QWENIMAGE_MODEL"),
-                   help="diffusers-layout model folder (default: $QWENIMAGE_MODEL, else the built-in qwenimage-mini)")
+                   help="diffusers-layout model folder, or a Hugging Face Hub repo id such as Qwen/Qwen-Image "
+                        "(through the Hub cache; HF_HUB_OFFLINE=1 uses only the cache; an existing local path always "
+                        "wins) (default: $QWENIMAGE_MODEL, else the built-in qwenimage-mini)")
+    p.add_argument("--revision", default=None,
+                   help="Hub branch, tag or commit to pin a repo id to (default: main)")
     p.add_argument("--prompt", action="append", required=True, help="the prompt (repeat for a batch)")
     p.add_argument("--negative-prompt", default=None,
                    help="enables true CFG (the docs recommend ' '; default: the model's, if it names one)")
@@ -61,8 +69,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "existing file is never replaced: the next free name (generate-3-0-1.png, -2, ...) is used "
                         "and logged, unless --overwrite")
     p.add_argument("--overwrite", action="store_true", help="replace existing files of the same name in --out")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16",
-                   help="weights and activations (default: %(default)s; fp32 on CPU, which the PNG records)")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default=None,
+                   help="weights and activations (default: bf16 on accelerators, fp32 on CPU). On CPU, bf16 runs "
+                        "where the CPU has AVX512-BF16 or AMX (else fp32) and fp16 runs as fp32; the PNG records "
+                        "the dtype used")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps or xpu (default: cuda if available)")
     p.add_argument("--offload", action="store_true", help="sequential CPU offload of the components")
     p.add_argument("--vae-tiling", action="store_true", help="decode large images in tiles")
@@ -71,6 +81,22 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "auto: batched on GPUs, and on CPU for short sequences only (default: auto)")
     p.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
                    help="LoRA adapter (diffusers, kohya or ComfyUI keys), repeatable; scale defaults to 1")
+    p.add_argument("--quantize", choices=["int8", "int8-dynamic", "fp8"], default=None,
+                   help="quantise the transformer's linears while loading (torchao): int8 weights, int8 weights and "
+                        "activations, or fp8 (CUDA, compute capability >= 8.9) (default: off)")
+    p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="debug logging, and report the time to the first image and the peak memory")
+    p.add_argument("--cache-threshold", type=float, nargs="?", const=DEFAULT_CACHE_THRESHOLD, default=None,
+                   metavar="X", help="step cache: skip the transformer's later blocks on steps where its first block's "
+                                     "output changed (relatively) less than X since the last full step; faster, "
+                                     f"slightly different images. Alone: {DEFAULT_CACHE_THRESHOLD} (default: off)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the transformer blocks (the first step pays the compile; CPU needs a C "
+                        "compiler)")
+    p.add_argument("--scheduler", action="append", default=[], metavar="KEY=VALUE",
+                   help="override the model's scheduler config, repeatable: shift=3 samples with that fixed shift "
+                        "instead of the resolution-dependent one (Lightning 8/4-step LoRAs: --steps 8 --scheduler "
+                        "shift=3 --scheduler shift_terminal=none); keys are those of scheduler_config.json")
 
 
 FALLBACK_DEFAULTS = {"num_steps": 50, "true_cfg_scale": 4.0, "negative_prompt": None, "width": None, "height": None}
@@ -82,6 +108,10 @@ def resolve_model(args: argparse.Namespace) -> None:
         from qwenimage.mini.ship import default_model_dir
 
         args.model = default_model_dir()
+    from qwenimage.weights.hub import resolve_model as resolve_source
+
+    args.model_source = str(args.model) if args.revision is None else f"{args.model}@{args.revision}"
+    args.model = resolve_source(args.model, args.revision)
 
 
 def apply_model_defaults(args: argparse.Namespace, with_size: bool = True) -> None:
@@ -138,6 +168,11 @@ def _run(args: argparse.Namespace, requests) -> int:
 
     device = resolve_device(args.device)
     loras = [_checked_lora(spec) for spec in args.lora]
+    scheduler = parse_schedule_overrides(args.scheduler)
+    for request in requests:
+        request.scheduler = dict(scheduler)
+    for request in requests:
+        request.cache_threshold = args.cache_threshold
     check_requests(args.model, requests)
     _prepare_out_folder(args.out)
     pipe = _load(args, device, loras)
@@ -146,6 +181,8 @@ def _run(args: argparse.Namespace, requests) -> int:
         path = output_path(args.out / f"{args.command}-{result.seed}-{index}.png", overwrite=args.overwrite)
         try:
             save_png(result.image, path, _parameters(result.request, args, pipe.dtype))
+            if index == 0 and getattr(args, "verbose", False):
+                report_cold_start(device)
         except BaseException:
             if not args.overwrite:
                 path.unlink(missing_ok=True)  # the empty file output_path claimed
@@ -155,18 +192,44 @@ def _run(args: argparse.Namespace, requests) -> int:
 
 
 def _load(args: argparse.Namespace, device, loras: list[tuple[Path, float]]):
-    import torch
-
     from qwenimage.pipelines.loading import load_pipeline
 
-    dtype = DTYPES[args.dtype]
-    if device.type == "cpu" and dtype != torch.float32:
-        dtype = torch.float32  # half precision on CPU is slow and poorly supported
+    dtype = cli_dtype(args.dtype, device)
     pipe = load_pipeline(args.model, dtype=dtype, device=device, offload=args.offload, vae_tiling=args.vae_tiling,
-                         cfg_batching={"auto": None, "on": True, "off": False}[args.cfg_batching])
+                         cfg_batching={"auto": None, "on": True, "off": False}[args.cfg_batching],
+                         quantize=args.quantize)
     for path, scale in loras:
         pipe.load_lora(path, scale)
+    if args.compile:
+        pipe.compile()
     return pipe
+
+
+def cli_dtype(name: str | None, device):
+    """--dtype on `device`: None is bf16 on accelerators and fp32 on CPU; on CPU bf16 needs hardware bf16
+    (AVX512-BF16 / AMX: emulated, it is many times slower than fp32) and fp16 always runs as fp32."""
+    import torch
+
+    from qwenimage.devices import cpu_has_bf16
+
+    if device.type != "cpu":
+        return DTYPES[name or "bf16"]
+    if name == "bf16" and not cpu_has_bf16():
+        log.warning("--dtype bf16: this CPU has no AVX512-BF16 or AMX, so bf16 would be emulated; using fp32")
+    return torch.bfloat16 if name == "bf16" and cpu_has_bf16() else torch.float32
+
+
+def report_cold_start(device) -> None:
+    """--verbose: seconds from the command's start to the first PNG on disk, and the peak memory so far."""
+    import resource
+
+    import torch
+
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+    line = f"time to first image: {time.perf_counter() - STARTED:.2f} s; peak RSS: {peak_rss / 2**20:.0f} MiB"
+    if device.type == "cuda":
+        line += f"; peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB"
+    print(line, file=sys.stderr)
 
 
 def _sample(pipe, requests) -> list:
@@ -241,10 +304,17 @@ def _parameters(request, args: argparse.Namespace, dtype) -> dict:
     names = {value: name for name, value in DTYPES.items()}
     parameters = {"prompt": request.prompt, "negative_prompt": request.negative_prompt, "seed": request.seed,
                   "steps": request.num_steps, "true_cfg_scale": request.true_cfg_scale, "task": request.task.value,
-                  "model": str(args.model), "dtype": names.get(dtype, str(dtype).removeprefix("torch.")),
+                  "model": getattr(args, "model_source", str(args.model)),
+                  "dtype": names.get(dtype, str(dtype).removeprefix("torch.")),
                   "lora": args.lora}
+    if request.scheduler:
+        parameters["scheduler"] = request.scheduler
     if request.task in (Task.IMG2IMG, Task.INPAINT):  # strength means nothing to the other tasks
         parameters["strength"] = request.strength
+    if request.cache_threshold:
+        parameters["cache_threshold"] = request.cache_threshold
+    if getattr(args, "quantize", None):
+        parameters["quantize"] = args.quantize
     return parameters
 
 

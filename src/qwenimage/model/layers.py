@@ -55,7 +55,7 @@ class TimestepEmbedding(nn.Module):
 
 
 class RMSNorm(nn.Module):
-    """Root-mean-square norm over the last dim, normalised in fp32, scaled in the weight's dtype."""
+    """Root-mean-square norm over the last dim: the mean square in fp32, scaled in the weight's dtype."""
 
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
@@ -63,11 +63,10 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        variance = x.float().pow(2).mean(-1, keepdim=True)
-        normed = x * torch.rsqrt(variance + self.eps)
-        if self.weight.dtype in (torch.float16, torch.bfloat16):
-            return normed.to(self.weight.dtype) * self.weight
-        return (normed * self.weight).to(x.dtype)
+        inverse_rms = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)  # [..., 1] fp32
+        if self.weight.dtype in (torch.float16, torch.bfloat16):  # half x stays half: no fp32 copy of it
+            return (x * inverse_rms.to(x.dtype)).to(self.weight.dtype) * self.weight
+        return (x * inverse_rms * self.weight).to(x.dtype)
 
 
 @dataclass

@@ -7,8 +7,10 @@ faster for the MMDiT's shapes (`benchmarks/bench_mmdit.py`), for training too: o
 backward of its own, so `OneDNNLinear` writes the two backward GEMMs as oneDNN linears as well. It is used
 only where it is exact in the usual fp32 sense (another summation order, ~1e-6 relative) and safe:
 
-- the input is a plain fp32 CPU tensor and the weight a plain (not sharded, not quantised) fp32 tensor;
-- CPU autocast is off (under autocast `F.linear` runs in the autocast dtype, as the caller asked).
+- the input is a plain fp32 CPU tensor and the weight a plain (not sharded, not quantised) fp32 tensor, or
+  both are bf16 on a CPU with AVX512-BF16 / AMX (one rounding of the fp32 accumulator, as in F.linear's bf16);
+- CPU autocast is off (under autocast `F.linear` runs in the autocast dtype, as the caller asked), except
+  autocast to bf16 on such a CPU: the inputs are then cast to bf16 here, as autocast would, and stay on oneDNN.
 
 Everything else, and every non-x86 machine or PyTorch build without oneDNN, goes through `F.linear`. Set the environment
 variable QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`, or use `with onednn_linear(False):`) to
@@ -26,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qwenimage.devices import cpu_has_bf16
+
 _PLAIN = (torch.Tensor, nn.Parameter)
 
 
@@ -38,6 +42,8 @@ def _onednn_available() -> bool:
 
 
 _use_onednn = _onednn_available()
+# bf16 only where the CPU has it in hardware: oneDNN's bf16 GEMM (with the GELU fused) is ~2x F.linear's bf16 path
+_DTYPES = (torch.float32, torch.bfloat16) if _use_onednn and cpu_has_bf16() else (torch.float32,)
 
 
 def set_onednn_linear(enabled: bool) -> bool:
@@ -59,13 +65,26 @@ def onednn_linear(enabled: bool) -> Iterator[None]:
 
 
 def _onednn_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    if not _use_onednn or x.device.type != "cpu" or x.dtype != torch.float32 or weight.dtype != torch.float32:
+    if not _use_onednn or x.device.type != "cpu" or x.dtype not in _DTYPES or weight.dtype != x.dtype:
         return False
     if torch.is_autocast_enabled("cpu"):
         return False
+    if torch.compiler.is_compiling():  # inductor cannot lower this op on weights it does not own; it emits its own
+        return False
     if type(x) not in _PLAIN or type(weight) not in _PLAIN or (bias is not None and type(bias) not in _PLAIN):
         return False
-    return bias is None or bias.dtype == torch.float32
+    return bias is None or bias.dtype == x.dtype
+
+
+def _autocasts_to_bf16(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """CPU autocast to bf16 (bf16 training) with fp32 plain weights, on a CPU with hardware bf16."""
+    if torch.bfloat16 not in _DTYPES or not _use_onednn or x.device.type != "cpu" or weight.dtype != torch.float32:
+        return False
+    if not torch.is_autocast_enabled("cpu") or torch.get_autocast_dtype("cpu") != torch.bfloat16:
+        return False
+    if torch.compiler.is_compiling() or not x.is_floating_point():
+        return False
+    return type(x) in _PLAIN and type(weight) in _PLAIN and (bias is None or type(bias) in _PLAIN)
 
 
 def _wants_grad(*tensors: torch.Tensor | None) -> bool:
@@ -128,6 +147,10 @@ class OneDNNLinear(torch.autograd.Function):
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            gelu_tanh: bool = False) -> torch.Tensor:
     """x [..., in] -> [..., out] = x @ weight.T + bias, optionally followed by tanh-approximated GELU."""
+    if _autocasts_to_bf16(x, weight, bias):  # make autocast's casts here, so that the GEMMs stay on oneDNN
+        with torch.autocast("cpu", enabled=False):
+            cast = [t if t is None else t.to(torch.bfloat16) for t in (x, weight, bias)]
+            return linear(*cast, gelu_tanh=gelu_tanh)
     if not _onednn_applies(x, weight, bias):
         out = F.linear(x, weight, bias)
     elif _wants_grad(x, weight, bias):

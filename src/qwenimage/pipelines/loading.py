@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Mapping
 
 import torch
 
@@ -14,9 +15,11 @@ from qwenimage.pipelines.pipeline import QwenImagePipeline, check_edit_support
 from qwenimage.pipelines.request import GenerationRequest, Task
 from qwenimage.pipelines.sizes import SizeLimits
 from qwenimage.pipelines.tasks import source_image, target_size
-from qwenimage.sampling.schedule import ScheduleConfig
+from qwenimage.sampling.schedule import ScheduleConfig, override_schedule
 from qwenimage.vae import WanVAE
 from qwenimage.weights.config_io import read_json
+from qwenimage.weights.hub import resolve_model
+from qwenimage.weights.quantize import check_quantize
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +36,26 @@ def model_settings(folder: str | Path) -> dict:
 
 def load_pipeline(folder: str | Path, *, dtype: torch.dtype | None = None, device: str | torch.device = "cpu",
                   offload: bool = False, vae_tiling: bool = False,
-                  cfg_batching: bool | None = None) -> QwenImagePipeline:
+                  cfg_batching: bool | None = None, revision: str | None = None,
+                  scheduler: Mapping[str, object] | None = None,
+                  quantize: str | None = None) -> QwenImagePipeline:
+    """`folder`: a local pipeline folder, or a Hub repo id ("Qwen/Qwen-Image", at `revision`) resolved through
+    huggingface_hub (see weights/hub.py). `scheduler`: overrides of the folder's schedule, e.g. {"shift": 3}.
+    `quantize`: int8, int8-dynamic or fp8 quantises the transformer's linears while loading (weights/quantize.py)."""
     from qwenimage.text import ConditionEncoder
 
-    folder, device = Path(folder), resolve_device(device)
+    folder, device = resolve_model(folder, revision), resolve_device(device)
     index = _model_index(folder)
+    schedule = override_schedule(ScheduleConfig.from_folder(folder / "scheduler"), scheduler or {})
     load_device = "cpu" if offload else device
-    transformer = QwenImageMMDiT.from_pretrained(folder / "transformer", dtype=dtype, device=load_device)
+    check_quantize(quantize, device)  # before anything is read: an unknown mode or fp8 on CPU is one line
+    transformer = QwenImageMMDiT.from_pretrained(folder / "transformer", dtype=dtype, device=load_device,
+                                                 quantize=quantize)
     vae = WanVAE.from_pretrained(folder / "vae", dtype=dtype, device=load_device)
     if vae_tiling:
         vae.enable_tiling()
     encoder = ConditionEncoder.from_pretrained(folder, dtype=dtype, device=load_device)
-    pipe = QwenImagePipeline(transformer, vae, encoder, ScheduleConfig.from_folder(folder / "scheduler"),
+    pipe = QwenImagePipeline(transformer, vae, encoder, schedule,
                              device=device, size_limits=size_limits(folder),
                              edit_style=EDIT_STYLES.get(index.get("_class_name")),
                              cfg_batching=cfg_batching, offload=offload)

@@ -29,7 +29,8 @@ from qwenimage.sampling.conditioning import TextConditioning, TokenLayout, stack
 from qwenimage.sampling.guidance import Guidance, batch_cfg_by_default, guided_velocity
 from qwenimage.sampling.packing import pack_latents, unpack_latents
 from qwenimage.sampling.sampler import InpaintBlend, sample, start_index
-from qwenimage.sampling.schedule import ScheduleConfig, noise_to, sigmas_for
+from qwenimage.sampling.step_cache import StepCaching
+from qwenimage.sampling.schedule import ScheduleConfig, noise_to, override_schedule, sigmas_for
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class GenerationResult:
     latents: torch.Tensor  # [C, h, w] normalised latents of the result
     request: GenerationRequest
     seed: int | None
+    cache_skips: int = 0  # transformer passes the step cache skipped (conditional and unconditional counted apart)
 
 
 def check_edit_support(edit_style: str | None, num_images: int) -> None:
@@ -90,6 +92,12 @@ class QwenImagePipeline:
         name = adapter_name or f"lora_{len(lora_adapters(self.transformer))}"
         load_lora(self.transformer, source, adapter_name=name, scale=scale)
         return name
+
+    def compile(self, fallback: bool = False) -> bool:
+        """Regional torch.compile of the transformer blocks (model/compile.py); False when left eager."""
+        from qwenimage.model.compile import compile_blocks
+
+        return compile_blocks(self.transformer, fallback=fallback)
 
     # ---- services used by the task adapters ---------------------------------------------------
     def generator(self, request: GenerationRequest) -> torch.Generator:
@@ -157,22 +165,24 @@ class QwenImagePipeline:
             key = lambda i: (requests[i].num_steps, self._start(requests[i]))  # noqa: E731
             for _, group in itertools.groupby(sorted(range(len(requests)), key=key), key=key):
                 group = list(group)
-                latents = self._sample_group([prepared[i] for i in group], group, progress, preview)
-                for i, z in zip(group, latents):
-                    results[i] = GenerationResult(self.decode(z), z, requests[i], requests[i].seed)
+                latents, skips = self._sample_group([prepared[i] for i in group], group, progress, preview)
+                for i, z, skipped in zip(group, latents, skips):
+                    results[i] = GenerationResult(self.decode(z), z, requests[i], requests[i].seed, skipped)
         return results
 
     def _start(self, request: GenerationRequest) -> int:
         return start_index(request.num_steps, request.start_strength())
 
     def _sample_group(self, group: list[Prepared], indices: list[int], progress: ProgressFn | None,
-                      preview: PreviewFn | None) -> list[torch.Tensor]:
+                      preview: PreviewFn | None) -> tuple[list[torch.Tensor], list[int]]:
+        """The group's latents [C, h, w] per request, and the transformer passes the step cache skipped."""
         request = group[0].request
         steps, start = request.num_steps, self._start(request)
         target_len = max(p.grid[0] * p.grid[1] for p in group)
         pad = lambda t: torch.nn.functional.pad(t, (0, 0, 0, target_len - t.shape[0]))  # noqa: E731
         noise = torch.stack([pad(p.noise) for p in group])  # [B, S_tgt, C]
-        sigmas = torch.stack([sigmas_for(steps, p.grid[0] * p.grid[1], self.schedule) for p in group]).to(self.device)
+        sigmas = torch.stack([sigmas_for(steps, p.grid[0] * p.grid[1], self.schedule_for(p.request))
+                              for p in group]).to(self.device)  # [B, steps + 1]
         layout = TokenLayout([p.grid for p in group], [p.reference_grids for p in group],
                              [p.reference_tokens for p in group])
         x, hook = noise, None
@@ -183,7 +193,9 @@ class QwenImagePipeline:
                 mask = torch.stack([pad(p.mask if p.mask is not None else torch.ones_like(p.noise)) for p in group])
                 hook = InpaintBlend(known, noise, mask, sigmas)
         text = stack_text([p.text for p in group])
-        velocity = guided_velocity(self.transformer, layout, text, self._guidance(group, layout, text))
+        thresholds = [p.request.cache_threshold or 0.0 for p in group]
+        caching = StepCaching(torch.tensor(thresholds)) if any(t > 0 for t in thresholds) else None
+        velocity = guided_velocity(self.transformer, layout, text, self._guidance(group, layout, text), caching)
         def unpack(tokens: torch.Tensor) -> list[torch.Tensor]:  # [B, S_tgt, C] -> per request [C, h, w]
             return [unpack_latents(tokens[b:b + 1, : p.grid[0] * p.grid[1]], 2 * p.grid[0], 2 * p.grid[1])[0]
                     for b, p in enumerate(group)]
@@ -197,7 +209,11 @@ class QwenImagePipeline:
 
         with self.offload.on_device(self.transformer):
             x = sample(velocity, x, sigmas, start=start, hook=hook, callback=callback if progress or preview else None)
-        return unpack(x)
+        return unpack(x), caching.skipped() if caching is not None else [0] * len(group)
+
+    def schedule_for(self, request: GenerationRequest) -> ScheduleConfig:
+        """The pipeline's schedule with the request's overrides (`request.scheduler`) applied."""
+        return override_schedule(self.schedule, request.scheduler) if request.scheduler else self.schedule
 
     def _guidance(self, group: list[Prepared], layout: TokenLayout, text: TextConditioning) -> Guidance:
         scales = torch.tensor([p.request.true_cfg_scale if p.negative is not None else 1.0 for p in group])

@@ -12,7 +12,8 @@ from typing import Union
 import torch
 from PIL import Image
 
-from qwenimage.sampling.schedule import MAX_STEPS
+from qwenimage.sampling.schedule import MAX_STEPS, ScheduleConfig, override_schedule
+from qwenimage.sampling.step_cache import check_threshold
 
 ImageInput = Union[str, Path, Image.Image]
 SEED_RANGE = 2**64  # seeds are 0 <= seed < 2**64, what torch.Generator.manual_seed takes (and torch.seed gives)
@@ -41,6 +42,10 @@ class GenerationRequest:
     strength: float = 0.6  # img2img / inpaint: 1 = start from pure noise
     max_sequence_length: int = 512
     noise: torch.Tensor | None = None  # explicit initial noise [16, h, w] latents (overrides the seed)
+    cache_threshold: float | None = None  # step cache (sampling/step_cache.py): 0 or None = off
+    # overrides of the model's schedule, e.g. {"shift": 3} (a fixed shift, for Lightning-style few-step LoRAs);
+    # keys are ScheduleConfig fields, values as given or as text ("3", "none")
+    scheduler: dict[str, object] = field(default_factory=dict)
 
     @property
     def task(self) -> Task:
@@ -67,6 +72,8 @@ class GenerationRequest:
             raise ValueError(f"strength must be in [0, 1], got {self.strength}")
         if not math.isfinite(self.true_cfg_scale):
             raise ValueError(f"true_cfg_scale must be a finite number, got {self.true_cfg_scale}")
+        check_threshold(self.cache_threshold)
+        override_schedule(ScheduleConfig(), self.scheduler)  # unknown keys and bad values
 
     def uses_cfg(self) -> bool:
         return self.true_cfg_scale > 1 and self.negative_prompt is not None

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from qwenimage.sampling.conditioning import TextConditioning, TokenLayout, stack_text
+from qwenimage.sampling.step_cache import FirstBlockCache, StepCaching
 
 # (x [B, S_tgt, C], sigma [B]) -> velocity [B, S_tgt, C]
 VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -54,32 +55,43 @@ class Guidance:
         return [b for b, s in enumerate(self.scales.tolist()) if s > 1]
 
 
-def transformer_velocity(transformer: torch.nn.Module, layout: TokenLayout, text: TextConditioning) -> VelocityFn:
-    """The model as a velocity function over padded target tokens (conditions appended per sample)."""
+def transformer_velocity(transformer: torch.nn.Module, layout: TokenLayout, text: TextConditioning,
+                         cache: FirstBlockCache | None = None) -> VelocityFn:
+    """The model as a velocity function over padded target tokens (conditions appended per sample);
+    with a step cache, the model runs through it."""
 
     def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         joint = layout.assemble(x)  # [B, S_img, C]
-        out = transformer(joint, text.embeds, sigma.to(x.dtype), layout.img_shapes(),
-                          encoder_hidden_states_mask=text.mask)
+        args = (joint, text.embeds, sigma.to(x.dtype), layout.img_shapes())
+        if cache is None:
+            out = transformer(*args, encoder_hidden_states_mask=text.mask)
+        else:
+            out = cache(transformer, *args, encoder_hidden_states_mask=text.mask)
         return layout.extract(out, x.shape[1])
 
     return velocity
 
 
 def guided_velocity(transformer: torch.nn.Module, layout: TokenLayout, positive: TextConditioning,
-                    guidance: Guidance) -> VelocityFn:
-    rows = guidance.rows()
+                    guidance: Guidance, caching: StepCaching | None = None) -> VelocityFn:
+    """CFG around the model; with `caching`, the conditional and unconditional passes each get a step cache."""
+    rows, everyone = guidance.rows(), list(range(layout.batch))
+
+    def cache(pass_rows: list[int]) -> FirstBlockCache | None:
+        return caching.for_rows(pass_rows) if caching is not None else None
+
     if not rows:
-        return transformer_velocity(transformer, layout, positive)
+        return transformer_velocity(transformer, layout, positive, cache(everyone))
     negative = guidance.negative.select(rows)
     if guidance.batched:
         both = transformer_velocity(transformer, TokenLayout(
             layout.target_grids + [layout.target_grids[r] for r in rows],
             layout.reference_grids + [layout.reference_grids[r] for r in rows],
-            layout.reference_tokens + [layout.reference_tokens[r] for r in rows]), stack_text([positive, negative]))
+            layout.reference_tokens + [layout.reference_tokens[r] for r in rows]), stack_text([positive, negative]),
+            cache(everyone + rows))
     else:
-        cond_fn = transformer_velocity(transformer, layout, positive)
-        uncond_fn = transformer_velocity(transformer, layout.select(rows), negative)
+        cond_fn = transformer_velocity(transformer, layout, positive, cache(everyone))
+        uncond_fn = transformer_velocity(transformer, layout.select(rows), negative, cache(rows))
 
     def velocity(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if guidance.batched:

@@ -14,6 +14,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Mapping
 
 import torch
 
@@ -49,6 +50,8 @@ class ScheduleConfig:
         if self.max_image_seq_len <= self.base_image_seq_len:
             raise ValueError(f"max_image_seq_len {self.max_image_seq_len} must exceed "
                              f"base_image_seq_len {self.base_image_seq_len}")
+        if not self.shift > 0:
+            raise ValueError(f"shift must be positive, got {self.shift}")
 
     @classmethod
     def from_folder(cls, folder: str | Path) -> ScheduleConfig:
@@ -66,6 +69,55 @@ class ScheduleConfig:
             return cls(**{k: v for k, v in raw.items() if k in fields})
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{path}: {err}") from err
+
+
+def override_schedule(config: ScheduleConfig, overrides: Mapping[str, object] | Iterable[str]) -> ScheduleConfig:
+    """`config` with some fields replaced: {"shift": 3} or ["shift=3", "shift_terminal=none"] (values from text are
+    parsed by the field's type; none/null clears an optional field). Setting `shift` alone also turns the
+    dynamic shift off, so that the fixed shift applies (as Lightning-style few-step LoRAs need).
+    Raises ValueError naming an unknown key or a bad value."""
+    if not isinstance(overrides, Mapping):
+        overrides = parse_schedule_overrides(overrides)
+    types = {f.name: f.type for f in dataclasses.fields(ScheduleConfig)}
+    changes = {}
+    for key, value in overrides.items():
+        if key not in types:
+            raise ValueError(f"unknown scheduler key {key!r}; known: {', '.join(types)}")
+        changes[key] = _parse_value(key, value, types[key])
+    if "shift" in changes and "use_dynamic_shifting" not in changes:
+        changes["use_dynamic_shifting"] = False
+    return dataclasses.replace(config, **changes)
+
+
+def parse_schedule_overrides(items: Iterable[str]) -> dict[str, str]:
+    """["shift=3", "shift_terminal=none"] -> {"shift": "3", "shift_terminal": "none"} (the last of a key wins)."""
+    overrides = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"scheduler override {item!r} is not KEY=VALUE (e.g. shift=3)")
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def _parse_value(key: str, value: object, kind: str) -> object:
+    """A field value from its text (or as given, through its text): kind is the annotation, e.g. 'float | None'."""
+    text = str(value).strip().lower()
+    if "None" in kind and text in ("none", "null"):
+        return None
+    try:
+        if kind.startswith("bool"):
+            return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}[text]
+        if kind.startswith("int"):
+            return int(text)
+        if kind.startswith("float"):
+            number = float(text)
+            if not math.isfinite(number):
+                raise ValueError
+            return number
+    except (KeyError, ValueError):
+        raise ValueError(f"scheduler {key} must be a {kind}, got {value!r}") from None
+    return str(value)
 
 
 def shift_mu(image_seq_len: int, config: ScheduleConfig) -> float:
