@@ -110,8 +110,9 @@ def resolve_model(args: argparse.Namespace) -> None:
         args.model = default_model_dir()
     from qwenimage.weights.hub import resolve_model as resolve_source
 
-    args.model_source = str(args.model) if args.revision is None else f"{args.model}@{args.revision}"
-    args.model = resolve_source(args.model, args.revision)
+    revision = getattr(args, "revision", None)  # commands without --revision (eval, serve) resolve the same way
+    args.model_source = str(args.model) if revision is None else f"{args.model}@{revision}"
+    args.model = resolve_source(args.model, revision)
 
 
 def apply_model_defaults(args: argparse.Namespace, with_size: bool = True) -> None:
