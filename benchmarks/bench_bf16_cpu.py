@@ -11,37 +11,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
-import subprocess
 import tempfile
 import time
 
 import torch
 
 from bench_mmdit import interleaved_medians
-from common import add_model_args, medium_config
+from common import add_model_args, load_average, machine, medium_config
 
-from qwenimage.devices import cpu_has_bf16
 from qwenimage.model import QwenImageMMDiT
 from qwenimage.sampling.conditioning import TextConditioning, TokenLayout
 from qwenimage.train.objective import FlowBatch, flow_matching_loss
-
-
-def cpu_description() -> str:
-    """lscpu's model name, family and model, the bf16 flags, and the load average (from uptime)."""
-    try:
-        fields = dict(line.split(":", 1) for line in subprocess.run(["lscpu"], capture_output=True, text=True,
-                                                                     check=True).stdout.splitlines() if ":" in line)
-    except (OSError, subprocess.CalledProcessError):
-        fields = {}
-    get = lambda key: fields.get(key, "?").strip()  # noqa: E731
-    flags = set(get("Flags").split())
-    present = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f in flags] or ["no bf16 flags"]
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"cpu: {get('Model name') if fields else platform.processor()} (family {get('CPU family')}, model "
-            f"{get('Model')}), {', '.join(present)}, oneDNN bf16: {cpu_has_bf16()}; {os.cpu_count()} cores, "
-            f"torch threads {torch.get_num_threads()}, torch {torch.__version__}; load average (1/5/15 min): {load}")
 
 
 def psnr(test: torch.Tensor, reference: torch.Tensor) -> float:
@@ -99,7 +79,7 @@ def main() -> None:
     parser.add_argument("--train-repeats", type=int, default=3)
     args = parser.parse_args()
     config = medium_config(args)
-    print(cpu_description())
+    print(machine())
     print(f"config: {args.blocks} blocks, {args.heads} heads x {args.head_dim}, {args.side * args.side} image + "
           f"{args.text} text tokens (forward batch 1, training batch {args.batch})")
 
@@ -125,7 +105,7 @@ def main() -> None:
     step32, step16 = train_step_time(config, args, False), train_step_time(config, args, True)
     print(f"training step (fwd + bwd + AdamW)  fp32 {step32:.2f} s | bf16 autocast {step16:.2f} s | "
           f"speed-up {step32 / step16:.2f}x")
-    print(f"load average after the run (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"load average after the run (1/5/15 min): {load_average()}")
 
 
 if __name__ == "__main__":

@@ -14,16 +14,14 @@ latent difference from eager.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from common import load_average, machine
 from qwenimage.eval.image_metrics import psnr
 from qwenimage.pipelines.loading import load_pipeline, model_settings
 from qwenimage.pipelines.request import GenerationRequest
@@ -31,21 +29,6 @@ from qwenimage.sampling.step_cache import DEFAULT_CACHE_THRESHOLD
 
 PROMPTS = ['a shop sign that says "harbor"', "a red bicycle leaning on a blue wall", "a poster with the word OPEN",
            "a bowl of lemons on a wooden table"]
-
-
-def machine() -> str:
-    """lscpu's model name, family and model, the bf16/AMX flags, cores and the load average (uptime)."""
-    try:
-        text = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        fields = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in text.splitlines())}
-    except (OSError, subprocess.CalledProcessError):
-        fields = {}
-    flags = set(fields.get("Flags", "").split())
-    present = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f in flags] or ["no avx512_bf16/amx flags"]
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"cpu: {fields.get('Model name', platform.processor())} (family {fields.get('CPU family', '?')}, "
-            f"model {fields.get('Model', '?')}), {', '.join(present)}; {os.cpu_count()} cores, torch threads "
-            f"{torch.get_num_threads()}, torch {torch.__version__}; load average (1/5/15 min): {load}")
 
 
 def requests(defaults: dict, prompts: int, threshold: float | None) -> list[GenerationRequest]:
@@ -129,7 +112,7 @@ def main() -> None:
                 args.repeats)
     if not args.no_compile:
         bench_compile(args.model, defaults, args.prompts, args.repeats)
-    print(f"\nafter: load average (1/5/15 min): {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\nafter: load average (1/5/15 min): {load_average()}")
 
 
 if __name__ == "__main__":

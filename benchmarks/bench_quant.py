@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import textwrap
 
 import torch
 
-from common import add_model_args, medium_config
+from common import add_model_args, machine, medium_config
 
 from qwenimage.model import MMDiTConfig, QwenImageMMDiT
 from qwenimage.weights.quantize import model_bytes, quantize_model
@@ -43,17 +42,6 @@ LOAD_SCRIPT = textwrap.dedent("""
     peak = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) * 1024
     print(json.dumps({"growth": peak - before, "bytes": model_bytes(model)}))
 """)
-
-
-def cpu_line() -> str:
-    info = dict(line.split(":", 1) for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-                .splitlines() if ":" in line)
-    flags = set(info.get("Flags", "").split())
-    wanted = [f for f in ("avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8") if f in flags]
-    return (f"CPU: {info.get('Model name', '?').strip()} (family {info.get('CPU family', '?').strip()}, model "
-            f"{info.get('Model', '?').strip()}), flags: {' '.join(wanted) or 'none of avx512_bf16/vnni/amx'}; "
-            f"{os.cpu_count()} cores; torch threads {torch.get_num_threads()}; load: "
-            f"{subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
 
 def random_model(config: MMDiTConfig) -> QwenImageMMDiT:
@@ -129,7 +117,7 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    print(cpu_line())
+    print(machine())
     speed(args)
     load_peaks(args)
 
