@@ -88,3 +88,43 @@ def test_bad_options_name_the_problem():
         WordsOptions.from_dict({"jiter": 1})
     with pytest.raises(ValueError, match="jitter"):
         WordsOptions.from_dict({"jitter": 2})
+
+
+def test_fixed_layout_puts_the_kth_letter_of_every_word_in_one_place():
+    """Monospaced, one size, left-aligned: letter k starts at the same x in every word."""
+    words = strategy(fonts=["DejaVu Sans Mono Bold"], font_size=24, align="left", jitter=0.0, colors=False,
+                     case_share=0.0, max_chars=8, captions=['a sign that says "{text}"'])
+    starts = set()
+    for seed in range(12):
+        sample = words.render(np.random.default_rng(seed), 128, 128, "en")
+        assert sample.caption == f'a sign that says "{sample.text}"' and len(sample.text) <= 8
+        ink = np.asarray(sample.image.convert("L")) < 128  # (128, 128) text pixels
+        columns = np.flatnonzero(ink.any(axis=0))
+        starts.add(int(columns[0]))
+        x0, _, x1, _ = sample.lines[0].box
+        assert x1 <= 128 and abs((x1 - x0) - 14.45 * len(sample.text)) <= 4  # 14.45 px per letter at 24 px
+    assert max(starts) - min(starts) <= 3  # the first letter's ink starts 8% in (within a glyph's side bearing)
+
+
+def test_layout_and_caption_options_are_checked():
+    with pytest.raises(ValueError, match="align"):
+        WordsOptions.from_dict({"align": "right"})
+    with pytest.raises(ValueError, match="text"):
+        WordsOptions.from_dict({"captions": ['a sign that says "{}"']})
+    with pytest.raises(ValueError, match="font_size"):
+        WordsOptions.from_dict({"font_size": -3})
+    assert WordsOptions.from_dict({"captions": 'the word "{text}"'}).captions == ('the word "{text}"',)
+
+
+def test_a_word_too_wide_for_the_fixed_size_is_discarded_with_the_reason():
+    from qwenimage.synth.sample import Discard
+
+    words = strategy(fonts=["DejaVu Sans Mono Bold"], font_size=40, align="left", jitter=0.0, colors=False,
+                     max_chars=12, case_share=0.0)
+    reasons = set()
+    for seed in range(30):
+        try:
+            words.render(np.random.default_rng(seed), 128, 128, "en")
+        except Discard as discard:
+            reasons.add(str(discard))
+    assert any("does not fit" in r for r in reasons)

@@ -46,6 +46,9 @@ class WordsOptions:
     temperature: float = 0.3  # word probability ~ frequency ** temperature
     exclude_words: str = "suite:en-words"  # a word file or suite:NAME; "" keeps every word
     scene_captions: float = 0.0  # share of English captions in the evaluation prompts' scene wording
+    captions: tuple[str, ...] = ()  # English caption templates with "{text}"; empty: the built-in wordings
+    font_size: int = 0  # fixed font size in pixels; 0: the largest that fits (a letter's size then varies)
+    align: str = "center"  # "center", or "left": the text starts at a fixed margin (a letter's place is fixed)
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "WordsOptions":
@@ -54,12 +57,20 @@ class WordsOptions:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown words options {unknown}; known: {sorted(known)}")
-        if "fonts" in values:
-            values["fonts"] = tuple(values["fonts"])
+        for name in ("fonts", "captions"):
+            if name in values:
+                values[name] = (values[name],) if isinstance(values[name], str) else tuple(values[name])
         options = cls(**values)
         shares = ("jitter", "phrase_share", "case_share", "scene_captions")
         if not all(0 <= getattr(options, name) <= 1 for name in shares):
             raise ValueError(f"words options: {', '.join(shares)} must lie in [0, 1], got {values}")
+        bad = [c for c in options.captions if "{text}" not in c]
+        if bad:
+            raise ValueError(f"words options: every caption template needs a {{text}} slot, got {bad}")
+        if options.align not in ("center", "left"):
+            raise ValueError(f"words options: align must be 'center' or 'left', got {options.align!r}")
+        if options.font_size < 0:
+            raise ValueError(f"words options: font_size must be >= 0 pixels (0: fit), got {options.font_size}")
         return options
 
 
@@ -133,7 +144,7 @@ class WordsStrategy(StrategyBase):
             background, color = solid(rng, width, height, BY_NAME["white"]), BY_NAME["black"]
             rgb = color.rgb
         image = Image.fromarray(background.image)
-        box = self._draw(ImageDraw.Draw(image), rng, face, text, width, height, rgb, options.jitter)
+        box = self._draw(ImageDraw.Draw(image), rng, face, text, width, height, rgb, options)
         caption = self.caption(rng, language, text, options)
         line = TextBox(text, box)
         words = [line] if language == "zh" else self._word_boxes(text, box, face)
@@ -151,6 +162,8 @@ class WordsStrategy(StrategyBase):
         one a user (and the en-words suite) asks with."""
         if language == "zh":
             return str(rng.choice(ZH_CAPTIONS)).format(text)
+        if options.captions:
+            return str(rng.choice(options.captions)).format(text=text)
         if options.scene_captions and rng.random() < options.scene_captions:
             from qwenimage.eval.prompts import EN_WORD_TEMPLATES
 
@@ -158,21 +171,37 @@ class WordsStrategy(StrategyBase):
         return str(rng.choice(EN_CAPTIONS)).format(text)
 
     def _draw(self, draw: ImageDraw.ImageDraw, rng: np.random.Generator, face, text: str, width: int, height: int,
-              rgb, jitter: float) -> tuple[int, int, int, int]:
-        """Draw `text` on one line; returns its pixel box. Size: the largest that fits 84% of the width and 40%
-        of the height, scaled down by up to 45% with jitter; position: centred, moved anywhere with jitter."""
-        reference = self.fonts.font(face, 100)
-        x0, y0, x1, y1 = reference.getbbox(text)
-        scale = min(0.84 * width / max(1, x1 - x0), 0.4 * height / max(1, y1 - y0))
-        size = max(6, int(100 * scale * (1.0 - 0.45 * jitter * rng.random())))
+              rgb, options: WordsOptions) -> tuple[int, int, int, int]:
+        """Draw `text` on one line; returns its pixel box. Size: `font_size`, or the largest that fits 84% of the
+        width and 40% of the height; scaled down by up to 45% with jitter. Position: centred (or, with
+        `align: left`, starting at the pen position 8% of the width in, so the k-th letter of a monospaced font
+        always lands in the same place), moved anywhere with jitter."""
+        jitter = options.jitter
+        if options.font_size:
+            size = options.font_size
+        else:
+            x0, y0, x1, y1 = self.fonts.font(face, 100).getbbox(text)
+            size = 100 * min(0.84 * width / max(1, x1 - x0), 0.4 * height / max(1, y1 - y0))
+        size = max(6, int(size * (1.0 - 0.45 * jitter * rng.random())))
         font = self.fonts.font(face, size)
         x0, y0, x1, y1 = font.getbbox(text)
         free_x, free_y = width - (x1 - x0), height - (y1 - y0)
-        if free_x < 2 or free_y < 2:
-            raise Discard("text_too_long", f"{text!r} does not fit {width}x{height}")
-        px = free_x / 2 + (rng.random() - 0.5) * jitter * (free_x - 4)
-        py = free_y / 2 + (rng.random() - 0.5) * jitter * (free_y - 4)
-        left, top = int(round(px - x0)), int(round(py - y0))
+        if options.align == "left":  # the pen starts at the margin; jitter moves it right only
+            margin = round(0.08 * width)
+            room = width - margin - x1 - 1
+            if room < 0 or free_y < 2:
+                raise Discard("text_too_long", f"{text!r} at {size} px does not fit {width}x{height} left-aligned")
+            px = x0 + margin + rng.random() * jitter * room
+        else:
+            if free_x < 2 or free_y < 2:
+                raise Discard("text_too_long", f"{text!r} at {size} px does not fit {width}x{height}")
+            px = free_x / 2 + (rng.random() - 0.5) * jitter * (free_x - 4)
+        line_y0, line_y1 = y0, y1
+        if options.align == "left":  # centre the font's line box, not the word's: one baseline for every word
+            _, line_y0, _, line_y1 = font.getbbox("Hgjy")
+        free_line = height - (line_y1 - line_y0)
+        py = free_line / 2 + (rng.random() - 0.5) * jitter * (free_line - 4)
+        left, top = int(round(px - x0)), int(round(py - line_y0))
         draw.text((left, top), text, font=font, fill=tuple(rgb))
         return (left + x0, top + y0, left + x1, top + y1)
 
