@@ -92,7 +92,7 @@ def evaluate(run: Path, export: Path, args) -> dict:
         subprocess.run(qwen + ["mini", "assemble", "--base", args.base, "--transformer", str(export / "transformer"),
                                "--out", str(snap)], check=True)
     common = ["--model", str(snap), "--n", str(args.n), "--size", "128", "--steps", str(args.steps),
-              "--cfg", str(args.cfg), "--no-progress"]
+              "--cfg", str(args.cfg), "--no-progress"] + (["--template", args.template] if args.template else [])
     subprocess.run(qwen + ["eval", "text", "--suite", "en-words", "--out", str(out / "heldout")] + common,
                    check=True)
     subprocess.run(qwen + ["eval", "text", "--suite", f"words:{seen_words(run)}", "--out", str(out / "seen")]
@@ -210,6 +210,9 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=50, help="prompts per suite")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--cfg", type=float, default=4.0)
+    parser.add_argument("--template", default=None,
+                        help="re-word every prompt as this template around its word (eval text --template), "
+                             "e.g. for a run trained on one caption wording")
     parser.add_argument("--vae-results", type=Path, default=None, help="an `eval vae` results.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "mini" / "learning_curve.png")
     parser.add_argument("--only", type=int, default=None, help="measure only this export step")

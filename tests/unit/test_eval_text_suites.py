@@ -101,3 +101,26 @@ def test_unknown_suites_and_bad_selections_are_errors_naming_the_value():
     with pytest.raises(ValueError, match="0"):
         select(samples, 0)
     assert json.loads(suite_jsonl(samples[:1]))["texts"] == ["should"]
+
+
+def test_reword_puts_every_expected_text_in_one_wording_and_keeps_the_rest():
+    from qwenimage.eval.suites import reword
+
+    samples = select(load_suite("en-words"), 20)
+    assert len({s.prompt.replace(f'"{s.texts[0]}"', "") for s in samples}) > 1  # the suite's own wordings vary
+    fixed = reword(samples, 'a sign that says "{text}"')
+    assert [s.prompt for s in fixed] == [f'a sign that says "{s.texts[0]}"' for s in samples]
+    assert [(s.id, s.texts, s.size, s.split) for s in fixed] == [(s.id, s.texts, s.size, s.split) for s in samples]
+    with pytest.raises(ValueError, match="slot"):
+        reword(samples, "a sign")
+    with pytest.raises(ValueError, match="one-text"):
+        reword(select(load_suite("multi-region"), 2), '"{text}"')
+
+
+def test_eval_text_records_the_template_and_refuses_to_resume_with_another(tmp_path):
+    from qwenimage.eval.text_run import TextEvalSettings, start_run
+
+    settings = TextEvalSettings(suites=["en-words"], source="oracle", template='a sign that says "{text}"')
+    assert start_run(tmp_path, settings, "cmd", 2)["settings"]["template"] == 'a sign that says "{text}"'
+    with pytest.raises(ValueError, match="template"):
+        start_run(tmp_path, TextEvalSettings(suites=["en-words"], source="oracle"), "cmd", 2)

@@ -50,6 +50,9 @@ def _add_text(tasks) -> None:
     p.add_argument("--steps", type=int, default=50, help="sampling steps (--model)")
     p.add_argument("--cfg", type=float, default=4.0, help="true CFG scale, negative prompt ' ' (--model; 1: off)")
     p.add_argument("--seed", type=int, default=0, help="sample i of a suite uses seed + i")
+    p.add_argument("--template", default=None, metavar='"... {text} ..."',
+                   help="re-word every prompt around its expected text, e.g. 'a sign that says \"{text}\"' "
+                        "(one-text suites; default: the suite's own wordings)")
     p.add_argument("--batch-size", type=int, default=1, help="requests per pipeline call")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="weights dtype (fp32 on CPU)")
     p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: cuda if available)")
@@ -63,11 +66,13 @@ def run_text(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from qwenimage.eval import report, text_run
-    from qwenimage.eval.suites import load_suite, select
+    from qwenimage.eval.suites import load_suite, reword, select
     from qwenimage.ocr import OcrEngine
 
     names = [name.strip() for spec in args.suite for name in spec.split(",") if name.strip()]
     samples = [s for name in names for s in select(load_suite(name), args.n, args.split)]
+    if args.template:
+        samples = reword(samples, args.template)
     if args.batch_size < 1 or args.steps < 1:
         raise ValueError(f"--batch-size ({args.batch_size}) and --steps ({args.steps}) must be at least 1")
     settings = _settings(args, names)
@@ -103,7 +108,7 @@ def _settings(args: argparse.Namespace, names: list[str]):
     return TextEvalSettings(suites=names, source=source, model=str(args.model) if args.model else None,
                             images=str(args.images) if args.images else None, split=args.split,
                             size=parse_size(args.size) if args.size else None, steps=args.steps, cfg=args.cfg,
-                            seed=args.seed, dtype=args.dtype)
+                            seed=args.seed, dtype=args.dtype, template=args.template or None)
 
 
 def _generator(args: argparse.Namespace, settings):
@@ -129,6 +134,7 @@ def _command(args: argparse.Namespace, names: list[str]) -> str:
     if args.model:
         parts += [f"--steps {args.steps} --cfg {args.cfg} --batch-size {args.batch_size} --dtype {args.dtype}"]
     parts += [f"--seed {args.seed}"] if not args.images else []
+    parts += [f"--template '{args.template}'"] if args.template else []
     return " ".join(parts + ([f"--out {args.out}"] if args.out else []))
 
 

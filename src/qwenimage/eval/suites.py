@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Callable
@@ -140,6 +140,18 @@ def select(samples: list[SuiteSample], n: int | None = None, split: str = "all")
         raise ValueError(f"--n must be at least 1, got {n}")
     chosen = [s for s in samples if split == "all" or s.split == split]
     return chosen[:n] if n is not None else chosen
+
+
+def reword(samples: list[SuiteSample], template: str) -> list[SuiteSample]:
+    """The samples with every prompt re-worded as `template` ('a sign that says "{text}"') around its expected
+    text: one wording for all, e.g. to measure a model trained on one wording apart from the suite's many."""
+    if "{text}" not in template:
+        raise ValueError(f"--template needs a {{text}} slot for the expected text, got {template!r}")
+    several = [s for s in samples if len(s.texts) != 1]
+    if several:
+        raise ValueError(f"--template re-words one-text prompts only; {several[0].id} has {len(several[0].texts)} "
+                         f"texts (use it with en-words, en-phrases, zh-chars or words:PATH)")
+    return [replace(s, prompt=template.replace("{text}", s.texts[0])) for s in samples]
 
 
 def suite_jsonl(samples: list[SuiteSample]) -> str:

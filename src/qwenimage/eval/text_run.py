@@ -44,6 +44,7 @@ class TextEvalSettings:
     cfg: float = 4.0
     seed: int = 0
     dtype: str = "bf16"
+    template: str | None = None  # every prompt re-worded around its text (eval text --template)
 
     def to_json(self) -> dict:
         return {**asdict(self), "size": list(self.size) if self.size else None}
