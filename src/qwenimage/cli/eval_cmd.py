@@ -12,6 +12,7 @@ Metrics, suites and the folder contract: docs/eval/README.md.
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def _command(args: argparse.Namespace, names: list[str]) -> str:
     if args.model:
         parts += [f"--steps {args.steps} --cfg {args.cfg} --batch-size {args.batch_size} --dtype {args.dtype}"]
     parts += [f"--seed {args.seed}"] if not args.images else []
-    parts += [f"--template '{args.template}'"] if args.template else []
+    parts += [f"--template {shlex.quote(args.template)}"] if args.template else []
     return " ".join(parts + ([f"--out {args.out}"] if args.out else []))
 
 

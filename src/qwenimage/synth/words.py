@@ -192,13 +192,12 @@ class WordsStrategy(StrategyBase):
             if room < 0 or free_y < 2:
                 raise Discard("text_too_long", f"{text!r} at {size} px does not fit {width}x{height} left-aligned")
             px = x0 + margin + rng.random() * jitter * room
+            _, line_y0, _, line_y1 = font.getbbox("Hgjy")  # centre the font's line box: one baseline for all words
         else:
             if free_x < 2 or free_y < 2:
                 raise Discard("text_too_long", f"{text!r} at {size} px does not fit {width}x{height}")
             px = free_x / 2 + (rng.random() - 0.5) * jitter * (free_x - 4)
-        line_y0, line_y1 = y0, y1
-        if options.align == "left":  # centre the font's line box, not the word's: one baseline for every word
-            _, line_y0, _, line_y1 = font.getbbox("Hgjy")
+            line_y0, line_y1 = y0, y1
         free_line = height - (line_y1 - line_y0)
         py = free_line / 2 + (rng.random() - 0.5) * jitter * (free_line - 4)
         left, top = int(round(px - x0)), int(round(py - line_y0))
