@@ -71,8 +71,7 @@ def test_an_edit_of_an_uploaded_image(page, tmp_path):
     picture = tmp_path / "picture.png"
     Image.new("RGB", (48, 32), (200, 30, 30)).save(picture)
     page.get_by_role("tab", name="Edit").click()
-    page.locator("#edit-image input[type=file]").first.set_input_files(str(picture))
-    page.wait_for_timeout(3000)  # the editor draws the upload on its canvas before it counts as its value
+    upload_to_editor(page, "#edit-image", picture)
     for side, value in (("width", "64"), ("height", "48")):
         page.locator(f"#edit-{side} input").fill(value)
         page.locator(f"#edit-{side} input").press("Tab")
@@ -81,6 +80,25 @@ def test_an_edit_of_an_uploaded_image(page, tmp_path):
     expect(page.locator("#edit-status")).to_contain_text("done: 1 image", timeout=WAIT_MS)
     assert natural_size(page, "#edit-results img") == [64, 48]
     expect(page.locator("#history")).to_contain_text("make it blue | 64x48, 2 steps, no CFG, seed")
+
+
+def upload_to_editor(page, selector: str, picture, attempts: int = 3) -> None:
+    """Put `picture` in the ImageEditor under `selector` and wait until the editor holds it. The editor reads its
+    value from its canvas when a run is submitted, so an image on the canvas is an image sent; the editor's
+    'Upload an image or select the draw tool to start' hint goes away at that moment. A file chosen while the
+    editor's canvas is still starting up can be dropped (seen on a loaded 2-core CI machine), so the file is
+    chosen again, as a user would, when the hint stays."""
+    editor = page.locator(selector)
+    expect(editor.locator("canvas").first).to_be_attached(timeout=WAIT_MS)
+    hint = editor.get_by_text("Upload an image or select the draw tool to start")
+    for attempt in range(attempts):
+        editor.locator("input[type=file]").first.set_input_files(str(picture))
+        try:
+            expect(hint).to_have_count(0, timeout=20_000)
+            return
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise
 
 
 def natural_size(page, selector: str) -> list[int]:
