@@ -75,6 +75,34 @@ def test_a_tiny_model_runs_end_to_end_and_resumes_without_regenerating(tiny_mode
     assert code == 0 and "3 shared samples" in out and "en-words" in out
 
 
+def test_loading_and_sampling_flags_reach_the_pipeline_and_the_record(tiny_model, tmp_path, capsys, monkeypatch):
+    """--scheduler and --cache-threshold go into every request, are recorded in run.json and its command, and a
+    resume with another threshold is refused (its numbers would mix two settings)."""
+    from qwenimage.pipelines.pipeline import QwenImagePipeline
+
+    seen = []
+    original = QwenImagePipeline.generate
+
+    def spy(self, requests, **kwargs):
+        seen.extend((r.cache_threshold, dict(r.scheduler)) for r in requests)
+        return original(self, requests, **kwargs)
+
+    monkeypatch.setattr(QwenImagePipeline, "generate", spy)
+    out_dir = tmp_path / "cached"
+    common = ["text", "--model", str(tiny_model), "--suite", "en-words", "--n", "2", "--size", "64", "--steps", "2",
+              "--out", str(out_dir), "--no-progress", "--scheduler", "shift=3"]
+    code, out, _ = run(capsys, *common, "--cache-threshold", "0.2")
+    assert code == 0 and "2 generated" in out
+    assert seen == [(0.2, {"shift": "3"})] * 2
+    saved = json.loads((out_dir / "run.json").read_text())
+    assert saved["settings"]["cache_threshold"] == 0.2 and saved["settings"]["scheduler"] == {"shift": "3"}
+    assert "--scheduler shift=3 --cache-threshold 0.2" in saved["command"]
+    code, _, err = run(capsys, *common, "--cache-threshold", "0.3")
+    assert code == 2 and "cache_threshold: 0.2 -> 0.3" in err
+    code, _, err = run(capsys, *common[:-2], "--scheduler", "shfit=3")
+    assert code == 2 and "shfit" in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["text", "--oracle", "--suite", "en-wrods"], "unknown suite 'en-wrods'"),
     (["text", "--images", "EMPTY", "--suite", "en-words"], "no images in"),
@@ -96,7 +124,8 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
 
 
 def test_help_and_the_suite_list(capsys):
-    for task, flags in (("text", ["--model", "--images", "--oracle", "--suite", "--n", "--batch-size"]),
+    for task, flags in (("text", ["--model", "--images", "--oracle", "--suite", "--n", "--batch-size", "--quantize",
+                                  "--cache-threshold", "--scheduler", "--compile"]),
                         ("compare", ["RUN_A", "--html"]), ("suites", ["--write"])):
         with pytest.raises(SystemExit) as exit_info:
             main(["eval", task, "--help"])

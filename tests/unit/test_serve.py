@@ -132,6 +132,32 @@ def test_config_names_bad_values():
         ServeConfig(max_n=11)
 
 
+def test_config_names_bad_loading_settings():
+    with pytest.raises(ValueError, match="quantize must be one of int8, int8-dynamic, fp8 or None, got 'int4'"):
+        ServeConfig(quantize="int4")
+    with pytest.raises(ValueError, match="unknown scheduler key 'shfit'"):
+        ServeConfig(scheduler={"shfit": 3})
+    with pytest.raises(ValueError, match="cache_threshold must be a finite number >= 0"):
+        ServeConfig(cache_threshold=-1.0)
+
+
+def test_the_worker_loads_and_samples_as_the_config_says(tiny_t2i_pipeline_dir):
+    """The schedule override reaches the loaded pipeline; the server's step cache fills requests that set none
+    and leaves a request's own value (0 included: cache off for that one)."""
+    from qwenimage.serve.worker import PipelineWorker
+
+    config = ServeConfig(model=tiny_t2i_pipeline_dir, device="cpu", dtype="fp32", scheduler={"shift": "3"},
+                         cache_threshold=0.15)
+    worker = PipelineWorker.from_config(config)
+    assert worker.pipe.schedule.shift == 3.0 and worker.pipe.schedule.use_dynamic_shifting is False
+    plain, own = (GenerationRequest(prompt="a cat", width=64, height=64, num_steps=2, cache_threshold=value)
+                  for value in (None, 0.0))
+    worker.admit(plain)
+    worker.admit(own)
+    assert plain.cache_threshold == 0.15 and own.cache_threshold == 0.0
+    assert len(worker.run([plain, own])) == 2
+
+
 # ---- scheduler ----------------------------------------------------------------------------------------------
 def test_scheduler_batches_compatible_jobs_up_to_max_batch():
     async def main():

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from qwenimage.cli.eval_edit_vae import add_edit_parser, add_vae_parser
+from qwenimage.cli.model_args import add_model_arguments, scheduler_overrides
 from qwenimage.dtypes import DTYPES
 
 
@@ -60,6 +61,7 @@ def _add_text(tasks) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="run folder (default outputs/eval/<suites>-<time>); an existing run is resumed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_arguments(p.add_argument_group("loading and sampling (--model; as in qwenimage generate)"))
     p.set_defaults(run=run_text)
 
 
@@ -109,7 +111,9 @@ def _settings(args: argparse.Namespace, names: list[str]):
     return TextEvalSettings(suites=names, source=source, model=str(args.model) if args.model else None,
                             images=str(args.images) if args.images else None, split=args.split,
                             size=parse_size(args.size) if args.size else None, steps=args.steps, cfg=args.cfg,
-                            seed=args.seed, dtype=args.dtype, template=args.template or None)
+                            seed=args.seed, dtype=args.dtype, template=args.template or None,
+                            revision=args.revision, quantize=args.quantize, scheduler=scheduler_overrides(args) or None,
+                            cache_threshold=args.cache_threshold or None)
 
 
 def _generator(args: argparse.Namespace, settings):
@@ -123,7 +127,11 @@ def _generator(args: argparse.Namespace, settings):
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = DTYPES[args.dtype] if device != "cpu" else torch.float32  # half precision on CPU is slow
-    return pipeline_generator(load_pipeline(args.model, dtype=dtype, device=device), settings)
+    pipe = load_pipeline(args.model, dtype=dtype, device=device, revision=settings.revision,
+                         quantize=settings.quantize)
+    if args.compile:
+        pipe.compile()
+    return pipeline_generator(pipe, settings)
 
 
 def _command(args: argparse.Namespace, names: list[str]) -> str:
@@ -136,6 +144,12 @@ def _command(args: argparse.Namespace, names: list[str]) -> str:
         parts += [f"--steps {args.steps} --cfg {args.cfg} --batch-size {args.batch_size} --dtype {args.dtype}"]
     parts += [f"--seed {args.seed}"] if not args.images else []
     parts += [f"--template {shlex.quote(args.template)}"] if args.template else []
+    if args.model:
+        parts += [f"--revision {args.revision}"] if args.revision else []
+        parts += [f"--quantize {args.quantize}"] if args.quantize else []
+        parts += ["--compile"] if args.compile else []
+        parts += [f"--scheduler {shlex.quote(item)}" for item in args.scheduler]
+        parts += [f"--cache-threshold {args.cache_threshold}"] if args.cache_threshold else []
     return " ".join(parts + ([f"--out {args.out}"] if args.out else []))
 
 

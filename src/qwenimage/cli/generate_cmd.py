@@ -13,8 +13,8 @@ from pathlib import Path
 from PIL.PngImagePlugin import PngInfo
 
 from qwenimage.dtypes import DTYPES
-from qwenimage.sampling.step_cache import DEFAULT_CACHE_THRESHOLD
-from qwenimage.sampling.schedule import MAX_STEPS, parse_schedule_overrides
+from qwenimage.cli.model_args import add_model_arguments, scheduler_overrides
+from qwenimage.sampling.schedule import MAX_STEPS
 
 log = logging.getLogger(__name__)
 STARTED = time.perf_counter()  # the command's start: the CLI imports this module first thing
@@ -44,8 +44,6 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="diffusers-layout model folder, or a Hugging Face Hub repo id such as Qwen/Qwen-Image "
                         "(through the Hub cache; HF_HUB_OFFLINE=1 uses only the cache; an existing local path always "
                         "wins) (default: $QWENIMAGE_MODEL, else the built-in qwenimage-mini)")
-    p.add_argument("--revision", default=None,
-                   help="Hub branch, tag or commit to pin a repo id to (default: main)")
     p.add_argument("--prompt", action="append", required=True, help="the prompt (repeat for a batch)")
     p.add_argument("--negative-prompt", default=None,
                    help="enables true CFG (the docs recommend ' '; default: the model's, if it names one)")
@@ -81,23 +79,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "auto: batched on GPUs, and on CPU for short sequences only (default: auto)")
     p.add_argument("--lora", action="append", default=[], metavar="FILE[:SCALE]",
                    help="LoRA adapter (diffusers, kohya or ComfyUI keys), repeatable; scale defaults to 1")
-    p.add_argument("--quantize", choices=["int8", "int8-dynamic", "fp8"], default=None,
-                   help="quantise the transformer's linears while loading (torchao): int8 weights, int8 weights and "
-                        "activations, or fp8 (CUDA, compute capability >= 8.9) (default: off)")
     p.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
                    help="debug logging, and report the time to the first image and the peak memory")
-    p.add_argument("--cache-threshold", type=float, nargs="?", const=DEFAULT_CACHE_THRESHOLD, default=None,
-                   metavar="X", help="step cache: skip the transformer's later blocks on steps where its first block's "
-                                     "output changed (relatively) less than X since the last full step; faster, "
-                                     f"slightly different images. Alone: {DEFAULT_CACHE_THRESHOLD} (default: off)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the transformer blocks (the first step pays the compile; CPU needs a C "
-                        "compiler)")
-    p.add_argument("--scheduler", action="append", default=[], metavar="KEY=VALUE",
-                   help="override the model's scheduler config, repeatable: shift=3 samples with that fixed shift "
-                        "instead of the resolution-dependent one (Lightning 8/4-step LoRAs: --steps 8 --scheduler "
-                        "shift=3 --scheduler shift_terminal=none); keys are those of scheduler_config.json")
-
+    add_model_arguments(p)
 
 FALLBACK_DEFAULTS = {"num_steps": 50, "true_cfg_scale": 4.0, "negative_prompt": None, "width": None, "height": None}
 
@@ -169,7 +153,7 @@ def _run(args: argparse.Namespace, requests) -> int:
 
     device = resolve_device(args.device)
     loras = [_checked_lora(spec) for spec in args.lora]
-    scheduler = parse_schedule_overrides(args.scheduler)
+    scheduler = scheduler_overrides(args)
     for request in requests:
         request.scheduler = dict(scheduler)
     for request in requests:

@@ -10,6 +10,7 @@ import signal
 import threading
 from pathlib import Path
 
+from qwenimage.cli.model_args import add_model_arguments, scheduler_overrides
 from qwenimage.dtypes import DTYPES
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_server_arguments(p: argparse.ArgumentParser, port: int) -> None:
     """The flags of `serve` and `ui`: one app runs both (the UI drives the API's scheduler)."""
     p.add_argument("--model", type=Path, default=os.environ.get("QWENIMAGE_MODEL"),
-                   help="diffusers-layout model folder (default: $QWENIMAGE_MODEL, else the built-in qwenimage-mini)")
+                   help="diffusers-layout model folder, or a Hub repo id (as in qwenimage generate) (default: "
+                        "$QWENIMAGE_MODEL, else the built-in qwenimage-mini)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=int, default=port, help="port (default: %(default)s)")
     p.add_argument("--api-key", default=os.environ.get("QWENIMAGE_API_KEY"),
@@ -59,6 +61,8 @@ def add_server_arguments(p: argparse.ArgumentParser, port: int) -> None:
                    help="folder for response_format=url files (default: a fresh temporary folder)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps or xpu (default: cuda if available)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="bf16", help="(default: %(default)s; fp32 on CPU)")
+    add_model_arguments(p.add_argument_group("loading and sampling (as in qwenimage generate; --cache-threshold "
+                                             "applies to every request)"))
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -70,17 +74,20 @@ def run_serve(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise ValueError(f"qwenimage serve needs the server packages ({err.name} is missing): "
                          "pip install 'qwenimage[serve]'") from err
-    if args.model is None:
-        from qwenimage.mini.ship import default_model_dir
+    from qwenimage.cli.generate_cmd import resolve_model
 
-        args.model = default_model_dir()
+    source = args.model
+    resolve_model(args)  # the default model, or a Hub repo id at --revision, as a local folder
+    hub_id = source is not None and not Path(source).exists()  # /v1/models names it by its repo id
     config = ServeConfig(model=args.model, host=args.host, port=args.port, api_key=args.api_key,
                          device=args.device, dtype=args.dtype, max_batch=args.max_batch, max_queue=args.max_queue,
                          max_pixels=args.max_pixels, max_upload_bytes=args.max_upload_bytes,
-                         output_dir=args.output_dir)
+                         output_dir=args.output_dir, quantize=args.quantize,
+                         compile=args.compile, scheduler=scheduler_overrides(args),
+                         cache_threshold=args.cache_threshold, model_id=str(source) if hub_id else None)
     if ray_config is not None:
         return run_ray(config, ray_config)
-    worker = PipelineWorker.load(config.model, device=config.device, dtype=config.dtype)
+    worker = PipelineWorker.from_config(config)
     log.info("serving %s on http://%s:%d/v1 (API key %s)", worker.model_id, config.host, config.port,
              "required" if config.api_key else "off")
     app = create_app(config, worker)

@@ -27,7 +27,9 @@ def pipeline_generator(pipe, settings: TextEvalSettings):
             width, height = sample_size(sample, settings)
             requests.append(GenerationRequest(prompt=sample.prompt, negative_prompt=" " if settings.cfg > 1 else None,
                                               width=width, height=height, num_steps=settings.steps,
-                                              true_cfg_scale=settings.cfg, seed=settings.seed + sample.index))
+                                              true_cfg_scale=settings.cfg, seed=settings.seed + sample.index,
+                                              scheduler=dict(settings.scheduler or {}),
+                                              cache_threshold=settings.cache_threshold))
         return [result.image for result in pipe.generate(requests)]
 
     return generate

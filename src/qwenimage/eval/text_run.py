@@ -45,6 +45,11 @@ class TextEvalSettings:
     seed: int = 0
     dtype: str = "bf16"
     template: str | None = None  # every prompt re-worded around its text (eval text --template)
+    # how the model is loaded and sampled (cli/model_args.py); None: the defaults, so older run.json files match
+    revision: str | None = None
+    quantize: str | None = None
+    scheduler: dict[str, object] | None = None
+    cache_threshold: float | None = None
 
     def to_json(self) -> dict:
         return {**asdict(self), "size": list(self.size) if self.size else None}

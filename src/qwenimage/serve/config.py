@@ -6,7 +6,7 @@ request could otherwise exhaust (memory for uploads and decoded pixels, queue sl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_N = 10  # the OpenAI images API's own bound on `n`
@@ -32,6 +32,12 @@ class ServeConfig:
     max_stored_files: int = 1000  # url mode keeps the newest files only
     shared_output_dir: bool = False  # other servers (Ray Serve replicas) write to output_dir too: serve theirs
     model_id: str | None = None  # name in /v1/models; None: the model folder's name
+    # how the model is loaded and sampled (the flags of cli/model_args.py, as in `qwenimage generate`)
+    revision: str | None = None  # Hub revision when model is a repo id
+    quantize: str | None = None  # int8 | int8-dynamic | fp8 (torchao), None: off
+    compile: bool = False  # torch.compile the transformer blocks
+    scheduler: dict[str, object] = field(default_factory=dict)  # overrides of the model's schedule
+    cache_threshold: float | None = None  # step cache for every request (sampling/step_cache.py); None: off
 
     def __post_init__(self) -> None:
         positive = {"port": self.port, "max_batch": self.max_batch, "max_queue": self.max_queue,
@@ -50,5 +56,13 @@ class ServeConfig:
             raise ValueError(f"batch_wait_s must be in [0, 10] seconds, got {self.batch_wait_s}")
         if self.shared_output_dir and self.output_dir is None:
             raise ValueError("shared_output_dir needs an output_dir that every server can reach")
+        from qwenimage.sampling.schedule import ScheduleConfig, override_schedule
+        from qwenimage.sampling.step_cache import check_threshold
+        from qwenimage.weights.quantize import QUANTIZE_MODES
+
+        if self.quantize is not None and self.quantize not in QUANTIZE_MODES:
+            raise ValueError(f"quantize must be one of {', '.join(QUANTIZE_MODES)} or None, got {self.quantize!r}")
+        override_schedule(ScheduleConfig(), self.scheduler)
+        check_threshold(self.cache_threshold)
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("api_key is empty; pass a non-empty key or none at all")

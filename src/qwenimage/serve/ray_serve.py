@@ -81,7 +81,10 @@ def replica_config(config: ServeConfig, options: dict) -> ServeConfig:
         config = replace(config, model=default_model_dir())
     on_gpu = "num_gpus" in options["ray_actor_options"]
     output_dir = config.output_dir or Path(tempfile.mkdtemp(prefix="qwenimage-serve-"))
-    return replace(config, device="cuda" if on_gpu else "cpu", model=Path(config.model).resolve(),
+    from qwenimage.weights.hub import resolve_model
+
+    model = resolve_model(config.model, config.revision).resolve()  # every replica reads the same folder
+    return replace(config, device="cuda" if on_gpu else "cpu", model=model, revision=None,
                    output_dir=Path(output_dir).resolve(), shared_output_dir=True)
 
 
@@ -93,8 +96,7 @@ def app_builder(config: ServeConfig):
         from qwenimage.serve.app import create_app
         from qwenimage.serve.worker import PipelineWorker
 
-        worker = PipelineWorker.load(config.model, device=config.device, dtype=config.dtype,
-                                     model_id=config.model_id)
+        worker = PipelineWorker.from_config(config)
         app = create_app(config, worker)
         app.add_middleware(ReplicaHeader, replica=serve.get_replica_context().replica_id.unique_id)
         return app

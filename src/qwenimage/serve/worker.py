@@ -29,24 +29,38 @@ class Worker(Protocol):
 
 
 class PipelineWorker:
-    def __init__(self, pipe, model_id: str, defaults: ModelDefaults):
+    def __init__(self, pipe, model_id: str, defaults: ModelDefaults, cache_threshold: float | None = None):
         self.pipe, self.model_id, self.defaults = pipe, model_id, defaults
+        self.cache_threshold = cache_threshold  # the server's step cache, for requests that set none
 
     @classmethod
-    def load(cls, folder: Path, device: str | None = None, dtype: str = "bf16",
-             model_id: str | None = None) -> PipelineWorker:
+    def load(cls, folder: Path, device: str | None = None, dtype: str = "bf16", model_id: str | None = None, *,
+             revision: str | None = None, quantize: str | None = None, compile: bool = False,
+             scheduler: dict[str, object] | None = None, cache_threshold: float | None = None) -> PipelineWorker:
         import torch
 
         from qwenimage.devices import resolve_device
         from qwenimage.dtypes import DTYPES
         from qwenimage.pipelines.loading import load_pipeline
+        from qwenimage.weights.hub import resolve_model
 
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(sorted(DTYPES))}")
         device = resolve_device(device)
         torch_dtype = torch.float32 if device.type == "cpu" else DTYPES[dtype]  # half precision is slow on CPU
-        pipe = load_pipeline(folder, dtype=torch_dtype, device=device)
-        return cls(pipe, model_id or Path(folder).resolve().name, ModelDefaults.from_folder(Path(folder)))
+        folder = resolve_model(folder, revision)
+        pipe = load_pipeline(folder, dtype=torch_dtype, device=device, scheduler=scheduler, quantize=quantize)
+        if compile:
+            pipe.compile()
+        return cls(pipe, model_id or Path(folder).resolve().name, ModelDefaults.from_folder(Path(folder)),
+                   cache_threshold)
+
+    @classmethod
+    def from_config(cls, config) -> PipelineWorker:
+        """The worker a ServeConfig describes (its model, device, dtype and loading / sampling settings)."""
+        return cls.load(config.model, device=config.device, dtype=config.dtype, model_id=config.model_id,
+                        revision=config.revision, quantize=config.quantize, compile=config.compile,
+                        scheduler=config.scheduler, cache_threshold=config.cache_threshold)
 
     def admit(self, request: GenerationRequest) -> None:
         from qwenimage.images import load_mask
@@ -54,6 +68,8 @@ class PipelineWorker:
         from qwenimage.pipelines.request import Task
         from qwenimage.pipelines.tasks import source_image, target_size
 
+        if request.cache_threshold is None:
+            request.cache_threshold = self.cache_threshold
         request.validate()
         check_edit_support(self.pipe.edit_style, len(request.images))
         source = source_image(request)
