@@ -1,9 +1,10 @@
-"""`qwenimage train`: flow-matching / DPO training of the transformer, or VAE training (a config with
+"""`qwenimage train`: flow-matching / DPO / GRPO training of the transformer, or VAE training (a config with
 `kind: vae`), from a YAML config with dotted overrides.
 
 One process:   qwenimage train --config train.yaml optim.lr=1e-4 data.batch_size=8
 The VAE:       qwenimage train --config configs/train/mini_vae.yaml optim.steps=4000
 A recipe:      qwenimage train --config configs/train/mini_recipe.yaml   (data, VAE, transformer: `kind: recipe`)
+RL (GRPO):     qwenimage train --config configs/train/mini_grpo.yaml     (rewards from OCR; no image data)
 Several ranks: torchrun --nproc_per_node=8 -m qwenimage.cli.main train --config train.yaml parallel.strategy=fsdp
 A run resumes from the newest complete checkpoint in output.dir.
 """
@@ -55,7 +56,7 @@ def run_train(args: argparse.Namespace) -> int:
     from qwenimage.train.trainer import Trainer
 
     config = load_job_config(TrainConfig, args.config, args.overrides)
-    if not config.data.sources:
+    if not config.data.sources and config.objective.kind != "grpo":  # GRPO trains on its own samples
         raise ValueError("no training data: set data.sources (image folders or .tar shards)")
     try:
         losses = Trainer(config).run()

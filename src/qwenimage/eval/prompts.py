@@ -5,6 +5,7 @@ list, so a model is trained and measured with the same wording.
 
     en_word_prompt("harbor", 3)                        # template 3 (an index is taken modulo the list)
     en_word_prompt("harbor", np.random.default_rng(0)) # a template drawn with the generator
+    quoted_texts('a sign that says "OPEN" and a mug with “茶”')  # ("OPEN", "茶"): what the image must show
 
 No template's own wording contains a word of the held-out list (tests check it), so captions built from them
 never show a held-out word outside the quoted text.
@@ -12,7 +13,12 @@ never show a held-out word outside the quoted text.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
+
+# a text between straight double quotes or between Chinese curly quotes (the suites' two quoting styles)
+_QUOTED = re.compile(r'"([^"]*)"|“([^”]*)”')
 
 EN_WORD_TEMPLATES: tuple[str, ...] = (
     'a shop sign that says "{text}"',
@@ -118,3 +124,9 @@ def multi_region_prompt(scene: str, places: list[str], texts: list[str]) -> str:
     parts = [f'{place} that says "{text}"' for place, text in zip(places, texts)]
     listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
     return f"{scene} with {listed}"
+
+
+def quoted_texts(prompt: str) -> tuple[str, ...]:
+    """The texts a prompt quotes, in order (straight or curly double quotes): for every suite prompt, its
+    expected texts. Empty quotes are skipped; an unclosed quote quotes nothing."""
+    return tuple(text for pair in _QUOTED.findall(prompt) if (text := pair[0] or pair[1]))

@@ -2,7 +2,8 @@
 
 A task supplies the starting point x (noise, or a noised image for img2img), the per-sample sigmas,
 a velocity function (the model with its conditioning and guidance already bound), and optionally a
-per-step hook (inpaint puts the known region back). The loop knows no task.
+per-step hook (inpaint puts the known region back). The loop knows no task. The step rule is the
+deterministic Euler step unless another is given (sampling/sde.py: the stochastic step of RL training).
 """
 
 from __future__ import annotations
@@ -19,11 +20,19 @@ from qwenimage.sampling.schedule import euler_step, noise_to
 StepHook = Callable[[int, torch.Tensor], torch.Tensor]
 # (step index, number of steps, x after the step, denoised estimate x - sigma * v) -> None: progress, previews
 StepCallback = Callable[[int, int, torch.Tensor, torch.Tensor], None]
+# (x [B, S, C], velocity [B, S, C], sigma [B], sigma_next [B]) -> x at sigma_next [B, S, C]
+StepRule = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def euler(x: torch.Tensor, v: torch.Tensor, sigma: torch.Tensor, sigma_next: torch.Tensor) -> torch.Tensor:
+    """The ODE's Euler step, per sample: x + (sigma_next - sigma) * v."""
+    return euler_step(x, v, sigma[:, None, None], sigma_next[:, None, None])
 
 
 def sample(velocity: VelocityFn, x: torch.Tensor, sigmas: torch.Tensor, *, start: int = 0,
-           hook: StepHook | None = None, callback: StepCallback | None = None) -> torch.Tensor:
-    """Integrate dx/dsigma = v from sigmas[:, start] down to sigmas[:, -1] with Euler steps.
+           hook: StepHook | None = None, callback: StepCallback | None = None,
+           step: StepRule = euler) -> torch.Tensor:
+    """Integrate dx/dsigma = v from sigmas[:, start] down to sigmas[:, -1] with `step` (Euler by default).
 
     x [B, S, C]; sigmas [B, N + 1] (one schedule per sample, since mixed sizes shift differently).
     """
@@ -33,7 +42,7 @@ def sample(velocity: VelocityFn, x: torch.Tensor, sigmas: torch.Tensor, *, start
     for i in range(start, steps):
         sigma, sigma_next = sigmas[:, i], sigmas[:, i + 1]  # [B]
         v = velocity(x, sigma)  # [B, S, C]
-        x_next = euler_step(x, v, sigma[:, None, None], sigma_next[:, None, None])
+        x_next = step(x, v, sigma, sigma_next)
         if hook is not None:
             x_next = hook(i, x_next)
         if callback is not None:

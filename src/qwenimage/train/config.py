@@ -55,14 +55,39 @@ class DataConfig:
 
 
 @dataclass
+class GrpoConfig:
+    """Flow-GRPO (train/grpo.py): the model samples its own images with the SDE sampler and learns from rewards.
+    Image size and step counts come from the stages (resolution, steps); data.sources stay empty."""
+
+    # an eval suite (qwenimage.eval.suites: en-words, words:PATH.txt, ...) or a text file, one prompt a line
+    prompts: str = "en-words"
+    prompt_split: str = "all"  # a suite's split to draw prompts from: all | dev | test
+    prompts_per_step: int = 2  # prompts per optimizer step (per rank); each is sampled group_size times
+    group_size: int = 4  # G: images per prompt, whose rewards are normalised together
+    num_steps: int = 10  # sampling steps of a rollout
+    cfg: float = 4.0  # true CFG scale of the rollouts (<= 1: no unconditional pass)
+    negative_prompt: str = " "
+    noise_level: float = 0.7  # a in the SDE's std_t = a * sqrt(sigma / (1 - sigma)) (sampling/sde.py)
+    # the policy ratio's clip band [1 - clip, 1 + clip]; log-probs are means over all latent elements, so
+    # ratios stay near 1 and the band is narrow
+    clip: float = 1e-4
+    kl_beta: float = 0.04  # weight of the KL to the frozen starting model (0: no reference model is kept)
+    train_fraction: float = 1.0  # share of a rollout's steps trained on (a random subset per rollout)
+    reward: str = "ocr"  # ocr | module:function (train/rewards.py)
+    reward_pool: str = "thread"  # where rewards are scored: thread | ray (actors; data.ray_address to join one)
+    reward_workers: int = 1
+
+
+@dataclass
 class ObjectiveConfig:
-    kind: str = "flow"  # flow | dpo
+    kind: str = "flow"  # flow | dpo | grpo
     logit_mean: float = 0.0  # t = sigmoid(N(logit_mean, logit_std))
     logit_std: float = 1.0
     resolution_shift: bool = False  # shift t towards noise for larger images, like the sampling schedule
     text_dropout: float = 0.0  # share of text-to-image samples trained with the empty prompt (for true CFG)
     null_prompt: str = " "  # the prompt of dropped samples: the negative prompt sampling uses
     dpo_beta: float = 2000.0
+    grpo: GrpoConfig = field(default_factory=GrpoConfig)
 
 
 @dataclass
@@ -147,8 +172,10 @@ class TrainConfig:
             raise ValueError(f"objective.text_dropout must lie in [0, 1), got {self.objective.text_dropout}")
         if self.kind != "transformer":
             raise ValueError(f"a transformer training config has kind: transformer, got {self.kind!r}")
-        if self.objective.kind not in ("flow", "dpo"):
-            raise ValueError(f"objective.kind must be flow or dpo, got {self.objective.kind!r}")
+        if self.objective.kind not in ("flow", "dpo", "grpo"):
+            raise ValueError(f"objective.kind must be flow, dpo or grpo, got {self.objective.kind!r}")
+        if self.objective.kind == "grpo":
+            self._check_grpo()
         data = self.data
         if data.producer not in ("local", "ray") or data.producers < 1 or data.prefetch < 0:
             raise ValueError(f"data.producer must be local|ray with producers >= 1 and prefetch >= 0, got "
@@ -164,12 +191,39 @@ class TrainConfig:
     def _check_text_encoder_training(self) -> None:
         edits = sorted({t for stage in self.stages for t, w in stage.tasks.items() if w > 0 and t != "t2i"})
         problems = [f"stages train {edits}" if edits else "", "lora.rank > 0" if self.lora.rank > 0 else "",
-                    "objective.kind is dpo" if self.objective.kind == "dpo" else "",
+                    f"objective.kind is {self.objective.kind}" if self.objective.kind != "flow" else "",
                     "parallel.strategy is fsdp" if self.parallel.strategy == "fsdp" else ""]
         problems = [p for p in problems if p]
         if problems:
             raise ValueError("model.train_text_encoder trains text-to-image only, with full weights, flow matching and "
                              f"one process or DDP; here {', '.join(problems)}")
+
+    def _check_grpo(self) -> None:
+        from qwenimage.train.rewards import POOL_KINDS, check_reward_spec
+
+        g = self.objective.grpo
+        if self.data.sources:
+            raise ValueError(f"objective.kind grpo trains on its own samples: data.sources must be empty, got "
+                             f"{self.data.sources}")
+        check_reward_spec(g.reward)
+        checks = [
+            ("objective.grpo.prompts", g.prompts, bool(g.prompts.strip()), "a suite name or a prompt file"),
+            ("objective.grpo.prompt_split", g.prompt_split, g.prompt_split in ("all", "dev", "test"),
+             "all, dev or test"),
+            ("objective.grpo.prompts_per_step", g.prompts_per_step, g.prompts_per_step >= 1, ">= 1"),
+            ("objective.grpo.group_size", g.group_size, g.group_size >= 2, ">= 2 (rewards are normalised per group)"),
+            ("objective.grpo.num_steps", g.num_steps, 1 <= g.num_steps <= 1000, "in 1..1000"),
+            ("objective.grpo.cfg", g.cfg, 0 <= g.cfg < float("inf"), "a finite number >= 0"),
+            ("objective.grpo.noise_level", g.noise_level, g.noise_level > 0, "> 0 (0 has no log-probability)"),
+            ("objective.grpo.clip", g.clip, 0 < g.clip < 1, "in (0, 1)"),
+            ("objective.grpo.kl_beta", g.kl_beta, g.kl_beta >= 0, ">= 0"),
+            ("objective.grpo.train_fraction", g.train_fraction, 0 < g.train_fraction <= 1, "in (0, 1]"),
+            ("objective.grpo.reward_pool", g.reward_pool, g.reward_pool in POOL_KINDS, f"one of {POOL_KINDS}"),
+            ("objective.grpo.reward_workers", g.reward_workers, g.reward_workers >= 1, ">= 1"),
+        ]
+        for name, value, ok, rule in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {rule}, got {value!r}")
 
     def _ranges(self) -> list[tuple[str, object, bool, str]]:
         """(field, value, valid, rule) for every number and name that would otherwise fail mid-run."""

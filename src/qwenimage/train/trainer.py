@@ -1,4 +1,4 @@
-"""The training loop: flow matching (or Diffusion-DPO) over curriculum stages, on 1..N ranks.
+"""The training loop: flow matching (or Diffusion-DPO, or Flow-GRPO) over curriculum stages, on 1..N ranks.
 
     trainer = Trainer(load_job_config(TrainConfig, "train.yaml"))
     trainer.run()
@@ -8,6 +8,8 @@ data plane's producers (train/dataplane: threads or Ray actors, with a persisten
 backward, clip, AdamW, warmup+cosine LR, EMA; then logging, checkpoints and sample images on schedule.
 With model.train_text_encoder the text encoder's language model trains too: the producers ship prompt token ids,
 the loss runs the encoder with gradients, and checkpoints, EMA and exports cover both (JointModules).
+With objective.kind grpo there is no data plane: each step's gradients come from the model's own samples and
+their rewards (train/grpo.py), and the optimizer step, checkpoints, EMA and exports are the same.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class Trainer:
         self.records, bad = read_sources(config.data.sources)  # before any model loads: bad data fails fast
         check_bad_records(bad, len(self.records) + len(bad), config.data.max_bad_records)
         self.bad_records = len(bad)
+        self.grpo = self._grpo_objective()  # None unless objective.kind is grpo (its prompts fail fast here)
         if self.info.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             save_job_config(config, self.output / "config.yaml")
@@ -109,7 +112,7 @@ class Trainer:
         self.text_model = self._trained_text_model()  # None unless model.train_text_encoder
         transformer = self._transformer()
         self.reference = None
-        if config.objective.kind == "dpo":
+        if config.objective.kind == "dpo" or (self.grpo is not None and config.objective.grpo.kl_beta > 0):
             self.reference = copy.deepcopy(transformer).requires_grad_(False).eval()
         if config.lora.rank > 0:
             self._add_lora(transformer)
@@ -129,12 +132,16 @@ class Trainer:
         self.ema = EMA(self.trained, optim.ema_decay) if optim.ema_decay > 0 else None
         self.samples = SampleEncoder(self.encoder, self.vae, config.data.cache_size, self.info.device,
                                      text_ids=self.text_model is not None)
-        self.schedule = Schedule(config, self.info.rank, self.info.world, self._data_versions(), self.records)
-        self.plans = [self.schedule.plans[(0, i)] for i in range(len(config.stages))]
+        self.schedule = None  # GRPO samples its own images: no data schedule
+        self.plans = []
+        if self.grpo is None:
+            self.schedule = Schedule(config, self.info.rank, self.info.world, self._data_versions(), self.records)
+            self.plans = [self.schedule.plans[(0, i)] for i in range(len(config.stages))]
         self.updates = DataUpdates(config.data.sources_file)
         self.encoder_lock = threading.Lock()  # in-process producers share the encoders with sample images
         self.feed = None  # the data plane's consumer end, started by the first step
         self._null_text = None
+        self._rollout_pipe = None
         self.step = resume(self.output, self.trained, self.optimizer, self.scheduler, self.ema, self.info)
 
     # ---- set-up ----------------------------------------------------------------------------------
@@ -151,6 +158,14 @@ class Trainer:
             with torch.no_grad():
                 language_model.embed_tokens.weight.mul_(scale)
         return language_model.requires_grad_(True).train()
+
+    def _grpo_objective(self):
+        if self.config.objective.kind != "grpo":
+            return None
+        from qwenimage.train.grpo import GrpoObjective
+
+        return GrpoObjective(self.config.objective.grpo, self.config.seed, self.info.rank, self.info.world,
+                             self.config.data.ray_address)
 
     def _data_versions(self):
         versions = load_versions(self.output)
@@ -211,6 +226,17 @@ class Trainer:
         return losses
 
     def train_step(self, step: int) -> tuple[float, int, int]:
+        if self.grpo is not None:
+            side = self.config.stages[stage_at(self.config.stages, step)[0]].resolution
+            total, samples, tokens = self.grpo.accumulate(self.model, self.reference, self.rollout_pipeline(), step,
+                                                          side, self.config.optim.autocast_bf16)
+        else:
+            total, samples, tokens = self.accumulate_data_step(step)
+        return self.apply_gradients(total), samples * self.info.world, tokens * self.info.world
+
+    def accumulate_data_step(self, step: int) -> tuple[torch.Tensor, int, int]:
+        """Flow matching / DPO: this step's micro-batches, backpropagated; (mean loss, samples, tokens) of this
+        rank."""
         cfg = self.config
         feed = self.data_feed()
         self.poll_data_updates(step)
@@ -223,7 +249,12 @@ class Trainer:
                 loss, batch_tokens = self.micro_loss(planned, stage_index, encoded)
             (loss / accumulation).backward()
             total += loss.detach() / accumulation
-            samples, tokens = samples + len(planned) * self.info.world, tokens + batch_tokens * self.info.world
+            samples, tokens = samples + len(planned), tokens + batch_tokens
+        return total, samples, tokens
+
+    def apply_gradients(self, total: torch.Tensor) -> float:
+        """Clip, step the optimizer and the learning rate, update the EMA; the loss averaged over the ranks."""
+        cfg = self.config
         if self.text_model is not None:
             average_gradients(self.text_model)  # the transformer's are synced by its DDP wrapper
         trainable = [p for p in self.trained.parameters() if p.requires_grad]
@@ -234,7 +265,19 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
             self.ema.update(self.trained)
-        return all_reduce_mean(total).item(), samples, tokens
+        return all_reduce_mean(total).item()
+
+    def rollout_pipeline(self):
+        """The model in training as a pipeline (the folder's schedule) that GRPO samples its rollouts with."""
+        from qwenimage.pipelines.pipeline import QwenImagePipeline
+        from qwenimage.pipelines.sizes import SizeLimits
+        from qwenimage.sampling.schedule import ScheduleConfig
+
+        if self._rollout_pipe is None:
+            self._rollout_pipe = QwenImagePipeline(
+                self.model, self.vae, self.encoder, ScheduleConfig.from_folder(self.config.model.pipeline),
+                device=self.info.device, size_limits=SizeLimits(min_side=16, max_side=4096))
+        return self._rollout_pipe
 
     def micro_loss(self, planned, stage_index: int, encoded) -> tuple[torch.Tensor, int]:
         objective = self.config.objective
@@ -312,14 +355,18 @@ class Trainer:
         return version
 
     def data_metrics(self, step: int) -> dict[str, float]:
+        if self.grpo is not None:
+            return dict(self.grpo.metrics)  # rewards, KL, clipped share of the last step
         metrics = self.feed.metrics() if self.feed is not None else {}
         return {**metrics, "data_version": self.schedule.version_at(step).index, "bad_records": self.bad_records}
 
     def close(self) -> None:
-        """Stop the producers (threads or Ray actors)."""
+        """Stop the producers and the reward workers (threads or Ray actors)."""
         if self.feed is not None:
             self.feed.close()
             self.feed = None
+        if self.grpo is not None:
+            self.grpo.close()
 
     # ---- outputs ---------------------------------------------------------------------------------
     def write_samples(self) -> None:
