@@ -2,6 +2,7 @@
 
     qwenimage mini base outputs/mini/base                   # tokenizer, text encoder, untrained VAE, settings
     qwenimage mini assemble --base outputs/mini/base --transformer outputs/mini/train/exports/step-00004000/transformer --out outputs/mini/snap
+    qwenimage mini edit-base outputs/mini/edit-base         # the shipped model as an edit pipeline (TI2I training)
     qwenimage mini ship outputs/mini/snap                   # make it the package's default model
     qwenimage mini check                                    # verify the shipped files against their manifest
 """
@@ -30,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     assemble.add_argument("--out", type=Path, required=True, help="the pipeline folder to write")
     assemble.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16", help="stored weights")
     assemble.set_defaults(run=run_assemble)
+    edit = tasks.add_parser("edit-base", help="a pipeline folder as an edit model (QwenImageEditPipeline, 128x128 "
+                                              "condition images): the base of edit training and assembly")
+    edit.add_argument("out", type=Path, help="the edit pipeline folder to write")
+    edit.add_argument("--from", dest="source", type=Path, default=None,
+                      help="the pipeline folder to convert (default: the shipped qwenimage-mini)")
+    edit.set_defaults(run=run_edit_base)
     ship = tasks.add_parser("ship", help="copy an assembled folder into the package as the default model")
     ship.add_argument("folder", type=Path, help="an assembled pipeline folder (qwenimage mini assemble)")
     ship.set_defaults(run=run_ship)
@@ -49,6 +56,13 @@ def run_assemble(args: argparse.Namespace) -> int:
     from qwenimage.mini.ship import assemble_pipeline
 
     print(assemble_pipeline(args.base, args.transformer, args.out, DTYPES[args.dtype], args.text_encoder))
+    return 0
+
+
+def run_edit_base(args: argparse.Namespace) -> int:
+    from qwenimage.mini.ship import default_model_dir, edit_variant
+
+    print(edit_variant(args.source or default_model_dir(), args.out))
     return 0
 
 

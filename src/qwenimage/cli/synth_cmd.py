@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="render synthetic text images with exact-text captions",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--strategy", default=None, metavar="NAME[:W],...",
-                   help="pure, compositional, complex, mix (all three equally), or weighted: pure:2,complex:1")
+                   help="pure, compositional, complex, words, edit_pairs, mix (the first three equally), or "
+                        "weighted: pure:2,complex:1")
     p.add_argument("--lang", default=None, metavar="LANG[:W],...",
                    help="languages with weights: zh, en, mixed (default zh,en)")
     p.add_argument("--count", type=int, default=None, help="number of samples")

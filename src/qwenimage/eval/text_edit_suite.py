@@ -17,6 +17,7 @@ the same images on the same machine (same fonts and photos).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +105,16 @@ class TextEditPair:
                 "suite": SUITE_NAME, "version": SUITE_VERSION, **self.meta}
 
 
+def suite_texts() -> frozenset[str]:
+    """Every text of the suite's word pairs, lower-cased (both directions): training pairs leave them out."""
+    return frozenset(text.lower() for pairs in PAIRS.values() for pair in pairs for text in pair)
+
+
+def suite_words() -> frozenset[str]:
+    """The lower-case Latin words of the suite's English texts ("good night" -> good, night)."""
+    return frozenset(word for text in suite_texts() for word in re.findall(r"[a-z]+", text))
+
+
 def word_pair(config: TextEditSuiteConfig, index: int) -> tuple[str, str, str]:
     """(language, old, new) of pair `index`: the seed shuffles each list and decides each pair's direction."""
     language = config.languages[index % len(config.languages)]
@@ -132,8 +143,11 @@ def _padded_union(boxes: list[Box], pad: int, limit: tuple[int, int]) -> Box:
     return (max(x0, 0), max(y0, 0), min(x1, limit[0]), min(y1, limit[1]))
 
 
-def render_pair(rng: np.random.Generator, size: int, old: str, new: str, fonts: FontLibrary, photos) -> dict:
-    """Source and edited images of one scene, and the region where they may differ; may raise Discard."""
+def render_pair(rng: np.random.Generator, size: int, old: str, new: str, fonts: FontLibrary, photos,
+                recolor: bool = False) -> dict:
+    """Source and edited images of one scene, and the region where they may differ; may raise Discard.
+    `recolor`: the edited text is drawn in another readable colour (meta names both), drawn last from `rng`,
+    so the suite's pairs (recolor False) keep their random numbers."""
     scene = random_scene(rng, size, size, photos)
     kind = {k.key: k for k in MEDIA}[MEDIA_KEYS[int(rng.integers(len(MEDIA_KEYS)))]]
     mw, mh = medium_size(rng, kind, size, size)
@@ -145,11 +159,16 @@ def render_pair(rng: np.random.Generator, size: int, old: str, new: str, fonts: 
     blocks = _fitted_blocks(fonts, face, (old, new), surface.text_box, floor=max(12, size // 24))
     light_seed, shadow_seed = (int(s) for s in rng.integers(2 ** 62, size=2))
     matrix = homography((mw, mh), random_quad(rng, (mw, mh), (size, size), 4.0, 0.04))
+    inks = [picked, picked]
+    if recolor:
+        inks[1] = pick_contrasting(rng, surface.tones, exclude=[picked[0].en])
+        if inks[1] is None:
+            raise Discard("low_contrast", f"no second colour readable on {surface.name_en}")
     images, ink = [], []
-    for block in blocks:
+    for block, (_, rgb) in zip(blocks, inks):
         rgba = Image.fromarray(surface.rgba.copy(), "RGBA")
         origins = place_block(block, fonts, surface.text_box, "center", "middle")
-        lines, _ = draw_block(ImageDraw.Draw(rgba), fonts.font(face, block.size), block, origins, (*picked[1], 255))
+        lines, _ = draw_block(ImageDraw.Draw(rgba), fonts.font(face, block.size), block, origins, (*rgb, 255))
         ink += [line.box for line in lines]
         lit = light(np.random.default_rng(light_seed), np.asarray(rgba))
         images.append(composite(np.random.default_rng(shadow_seed), scene.image, lit, matrix))  # [H, W, 3]
@@ -161,6 +180,8 @@ def render_pair(rng: np.random.Generator, size: int, old: str, new: str, fonts: 
     if np.any(np.any(images[0] != images[1], axis=2) & ~region):
         raise Discard("region_leak", "the texts changed pixels outside the region")
     meta = {"scene": scene.source, "medium": kind.key, "font": face.name, "font_size": blocks[0].size}
+    if recolor:
+        meta.update(old_color=inks[0][0].en, new_color=inks[1][0].en)
     return {"source": Image.fromarray(images[0]), "edited": Image.fromarray(images[1]), "region": region,
             "box": box, "meta": meta}
 

@@ -31,8 +31,10 @@ MINI_TRANSFORMER = mmdit_preset("qwenimage-mini", joint_attention_dim=TEXT_HIDDE
 MINI_VAE = VAEConfig(base_dim=16, num_res_blocks=1, latents_mean=(0.0,) * 16, latents_std=(1.0,) * 16)
 NATIVE_SIZE = 128
 # what `qwenimage generate` uses for this model when the command line does not say
+EDIT_PIPELINE_CLASS = "QwenImageEditPipeline"  # one condition image inside the official edit template
 MINI_SETTINGS = {
-    "size_limits": {"min_side": 64, "max_side": 512},
+    # edit_area: condition images are resized to the native 128x128 (VL and VAE copies), the size edits train at
+    "size_limits": {"min_side": 64, "max_side": 512, "edit_area": NATIVE_SIZE * NATIVE_SIZE},
     "defaults": {"width": NATIVE_SIZE, "height": NATIVE_SIZE, "num_steps": 20, "true_cfg_scale": 4.0,
                  "negative_prompt": " "},
 }

@@ -2,6 +2,7 @@
 
     assemble_pipeline("outputs/mini/base", "outputs/mini/train/exports/step-00004000/transformer",
                       "outputs/mini/snap-4000")               # a pipeline folder to evaluate or to ship
+    edit_variant(SHIPPED_DIR, "outputs/mini/edit-base")       # the same model as an edit pipeline (TI2I base)
     ship(folder)                                              # copy it into the package as the default model
     default_model_dir()                                       # the shipped folder (verified), for `generate`
 
@@ -74,6 +75,34 @@ def assemble_pipeline(base: str | Path, transformer: str | Path, out: str | Path
             _to_dtype(tmp / name, dtype)
     for name in TOP_FILES:
         shutil.copy2(base / name, tmp / name)
+    write_manifest(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def edit_variant(source: str | Path, out: str | Path) -> Path:
+    """The pipeline folder `source` as an edit model (QwenImageEditPipeline): the same components (the processor
+    folder included: the text encoder has a vision tower), model_index.json naming the edit class and the
+    processor, and qwenimage.json declaring the mini's edit area (128x128 condition images). Text-to-image still
+    works from it. Written beside `out` and renamed; the manifest is written last."""
+    from qwenimage.mini.build import EDIT_PIPELINE_CLASS, MINI_SETTINGS
+    from qwenimage.tiny import model_index
+
+    source, out = Path(source), Path(out)
+    for needed in ("model_index.json", "processor/preprocessor_config.json", "text_encoder/config.json"):
+        if not (source / needed).is_file():
+            raise ValueError(f"cannot make an edit model of {source}: {needed} is missing")
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, ignore=shutil.ignore_patterns(MANIFEST))
+    index = json.loads((source / "model_index.json").read_text())
+    write_json_atomic(tmp / "model_index.json", {**index, "_class_name": EDIT_PIPELINE_CLASS,
+                                                 "processor": model_index(EDIT_PIPELINE_CLASS)["processor"]})
+    settings_path = tmp / "qwenimage.json"
+    settings = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    limits = {**settings.get("size_limits", {}), "edit_area": MINI_SETTINGS["size_limits"]["edit_area"]}
+    write_json_atomic(settings_path, {**settings, "size_limits": limits})
     write_manifest(tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -131,7 +131,10 @@ class QwenImagePipeline:
     def _encode_one(self, prompt: str, images, max_sequence_length: int) -> TextConditioning:
         check_edit_support(self.edit_style, len(images or []))
         if images:
-            out = self.encoder.encode_edit([prompt], [images], style=self.edit_style)
+            from qwenimage.text.encoder import edit_style
+
+            style = edit_style(self.edit_style, self.size_limits.edit_area)
+            out = self.encoder.encode_edit([prompt], [images], style=style)
         else:
             out = self.encoder.encode_prompts([prompt], max_sequence_length=max_sequence_length)
         return TextConditioning(out.embeds.to(self.device, self.dtype), None)

@@ -18,12 +18,23 @@ DEFAULT_SIZE = (1024, 1024)
 SIZE_MULTIPLE = 16  # VAE factor 8 x 2x2 packing
 
 
+EDIT_AREA = 1024 * 1024  # qwenimage.images.EDIT_AREA, the official edit models' condition area
+
+
 @dataclass(frozen=True)
 class SizeLimits:
-    """Allowed output sides in pixels. Official models: 384..3072; small models may declare their own."""
+    """Allowed output sides in pixels. Official models: 384..3072; small models may declare their own, and the
+    area their edit condition images are resized to (VL and VAE copies; an edit's default output size):
+    qwenimage-mini trains edits at 128x128 and declares 128 * 128."""
 
     min_side: int = 384
     max_side: int = 3072
+    edit_area: int = EDIT_AREA
+
+    def __post_init__(self):
+        if self.edit_area < 32 * 32:
+            raise ValueError(f"edit_area {self.edit_area} is out of range: it must be at least {32 * 32} pixels "
+                             "(32x32, the smallest condition image)")
 
     def check(self, width: int, height: int) -> None:
         for name, value in (("width", width), ("height", height)):

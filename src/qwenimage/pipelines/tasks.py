@@ -55,7 +55,7 @@ def target_size(request: GenerationRequest, limits: SizeLimits, step: int,
     """The output (width, height). Sizes the user asked for are checked strictly; a size derived from the
     input image (`source_size`, EXIF-transposed) or the default is floored to multiples of `step` and, when
     out of range, the error says where it came from and what to pass instead."""
-    default, origin = default_size(request.task, source_size)
+    default, origin = default_size(request.task, source_size, limits.edit_area)
     if request.width is not None or request.height is not None or request.aspect is not None:
         width, height = resolve_size(request.width, request.height, request.aspect, default=default)
         limits.check(width, height)
@@ -69,15 +69,17 @@ def target_size(request: GenerationRequest, limits: SizeLimits, step: int,
     return width, height
 
 
-def default_size(task: Task, source_size: tuple[int, int] | None) -> tuple[tuple[int, int], str]:
+def default_size(task: Task, source_size: tuple[int, int] | None,
+                 edit_area: int = EDIT_AREA) -> tuple[tuple[int, int], str]:
     """The size a request gets when it names none, and where that size comes from (for error messages)."""
     if task is Task.TEXT_TO_IMAGE:
         return DEFAULT_SIZE, f"the default size {DEFAULT_SIZE[0]}x{DEFAULT_SIZE[1]}"
     if source_size is None:
         raise ValueError(f"a {task.value} request needs the size of its input image")
     if task is Task.EDIT:
-        return condition_size(*source_size), (f"the last input image ({source_size[0]}x{source_size[1]}) scaled "
-                                              f"to the model's edit area of about {EDIT_AREA:,} pixels")
+        origin = (f"the last input image ({source_size[0]}x{source_size[1]}) scaled to the model's edit area of "
+                  f"about {edit_area:,} pixels")
+        return condition_size(*source_size, edit_area), origin
     return source_size, f"the input image ({source_size[0]}x{source_size[1]})"
 
 
@@ -98,7 +100,7 @@ def prepare_text_to_image(pipe: QwenImagePipeline, request: GenerationRequest) -
 def prepare_edit(pipe: QwenImagePipeline, request: GenerationRequest) -> Prepared:
     """Condition images go to the VL encoder (with the prompt) and, as latents, after the target tokens."""
     images = [load_image(i) for i in request.images]
-    vae_images = [resize_to_area(img, EDIT_AREA) for img in images]
+    vae_images = [resize_to_area(img, pipe.size_limits.edit_area) for img in images]
     width, height = target_size(request, pipe.size_limits, pipe.token_step, images[-1].size)
     generator = pipe.generator(request)
     tokens, grids = [], []

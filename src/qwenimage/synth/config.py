@@ -47,6 +47,7 @@ class SynthConfig:
     min_font_px: int = 16  # smallest text height in pixels, for a 512-pixel short side (scales with it)
     exclude_words: tuple[str, ...] = ()  # English words never drawn, as whole words in any case (eval held-out)
     words: dict = field(default_factory=dict)  # options of the words strategy (synth/words.py: WordsOptions)
+    edit_pairs: dict = field(default_factory=dict)  # options of the edit_pairs strategy (synth/edit_pairs.py)
 
     def __post_init__(self):
         for name in ("corpus_files", "font_dirs", "caption_languages"):

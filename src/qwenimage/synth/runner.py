@@ -88,10 +88,17 @@ def prepare_output(job: SynthJob, out: Path) -> None:
 
 
 def _differences(stored: dict, record: dict) -> list[str]:
+    """What differs between a job.json and this job; a renderer option missing from a job.json written before
+    the option existed is no difference when this job leaves it at its default (e.g. synth_config.edit_pairs)."""
+    from qwenimage.synth.config import SynthConfig
+
+    defaults = {"job": {}, "synth_config": json.loads(json.dumps(SynthConfig().to_dict(), default=str))}
     lines = []
     for section in ("job", "synth_config"):
         old, new = stored.get(section, {}), record[section]
         for name in sorted(set(old) | set(new)):
+            if name not in old and name in defaults[section] and new.get(name) == defaults[section][name]:
+                continue
             if old.get(name) != new.get(name):
                 lines.append(f"{name}: {json.dumps(old.get(name))} there, {json.dumps(new.get(name))} now")
     return lines

@@ -36,6 +36,10 @@ class SynthSample:
     colors: dict[str, str]  # role -> "#rrggbb"
     extra: dict = field(default_factory=dict)  # strategy specifics: medium, scene, template, quads, ...
     texts: list[str] = field(default_factory=list)  # the text units the caption quotes (unwrapped)
+    # an edit pair (strategy edit_pairs): `image` is the edited image, `source` the image the instruction edits;
+    # stored as key.source.png beside key.png, which the trainer reads as a TI2I record
+    source: Image.Image | None = None
+    instruction: str | None = None
 
     @property
     def char_count(self) -> int:
@@ -61,6 +65,7 @@ class SynthSample:
             "fonts": list(self.fonts),
             "colors": dict(self.colors),
             "extra": self.extra,
+            **({"instruction": self.instruction} if self.instruction is not None else {}),
         }
 
 

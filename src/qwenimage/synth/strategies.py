@@ -17,7 +17,7 @@ import numpy as np
 from qwenimage.synth.config import SynthConfig
 from qwenimage.synth.sample import SynthSample
 
-STRATEGIES = ("pure", "compositional", "complex", "words")
+STRATEGIES = ("pure", "compositional", "complex", "words", "edit_pairs")
 
 
 class Strategy(Protocol):
@@ -68,4 +68,8 @@ def _build_strategy(name: str, config: SynthConfig | None) -> Strategy:
         from qwenimage.synth.words import WordsStrategy
 
         return WordsStrategy(config)
+    if name == "edit_pairs":
+        from qwenimage.synth.edit_pairs import EditPairsStrategy
+
+        return EditPairsStrategy(config)
     raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")

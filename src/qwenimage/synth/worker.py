@@ -27,6 +27,7 @@ from qwenimage.synth.shards import ShardWriter, dumps_json, shard_path, stats_pa
 log = logging.getLogger(__name__)
 
 OCR_MISMATCH = "ocr_mismatch"
+SOURCE_EXT = "source.png"  # an edit pair's source image, beside key.png (records.py reads it)
 
 
 def build_renderer_strategy(name: str, options: dict):
@@ -190,6 +191,10 @@ class ShardRenderer:
         sample.image.convert("RGB").save(png, format="PNG", compress_level=self.job.png_compress_level)
         record = {**sample.metadata(), "key": self.job.key(index), "index": index, "attempt": attempt, "ocr": ocr}
         files = {"png": png.getvalue(), "json": dumps_json(record), "txt": sample.caption.encode("utf-8")}
+        if sample.source is not None:  # an edit pair: the image the instruction edits
+            source = io.BytesIO()
+            sample.source.convert("RGB").save(source, format="PNG", compress_level=self.job.png_compress_level)
+            files[SOURCE_EXT] = source.getvalue()
         stats.seconds["encode"] += time.perf_counter() - started
         return files
 

@@ -43,6 +43,13 @@ EDIT_STYLES = {
 }
 
 
+def edit_style(name: str, area: int = EDIT_AREA) -> EditStyle:
+    """The edit style `name` for a model whose condition images are resized to `area` pixels: "edit" shows the VL
+    model that same image (as the reference does at 1024x1024), "edit_plus" keeps its own 384x384 VL copy."""
+    style = _edit_style(name)
+    return EditStyle(style.template, area) if name == "edit" else style
+
+
 class ConditionEncoder(nn.Module):
     """Qwen2.5-VL (transformers' base model, no LM head) + tokenizer + image processor."""
 

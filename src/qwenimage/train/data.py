@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from qwenimage.images import condition_size, pil_to_tensor
+from qwenimage.images import EDIT_AREA, condition_size, pil_to_tensor
 from qwenimage.sampling.conditioning import TextConditioning, TokenLayout, stack_text
 from qwenimage.sampling.packing import pack_latents
 from qwenimage.train.config import StageConfig
@@ -111,9 +111,10 @@ class SampleEncoder:
     `text_ids` the prompt is only tokenized (the trainer runs the text encoder, which it trains)."""
 
     def __init__(self, encoder, vae, cache_size: int = 4096, device: str | torch.device = "cpu",
-                 text_ids: bool = False):
+                 text_ids: bool = False, edit_area: int = EDIT_AREA):
         self.encoder, self.vae, self.device = encoder, vae, torch.device(device)
         self.text_ids = text_ids
+        self.edit_area = edit_area  # the VL copy of an edit source: the pipeline's edit area, as at inference
         self.cache: OrderedDict[tuple, EncodedSample] = OrderedDict()
         self.cache_size = cache_size
         self.hits = self.misses = 0
@@ -144,13 +145,22 @@ class SampleEncoder:
             return EncodedSample(self.latents(target), text, [])
         source = target if task == "i2i" else fit_to_bucket(open_record_image(record.source), resolution, step)
         prompt = record.instruction if task == "ti2i" else (record.caption or I2I_PROMPT)
-        text = self.encoder.encode_edit([prompt], [[source]]).embeds[0]
+        from qwenimage.text.encoder import edit_style
+
+        text = self.encoder.encode_edit([prompt], [[source]], style=edit_style("edit", self.edit_area)).embeds[0]
         return EncodedSample(self.latents(target), text, [self.latents(source)])
 
     def latents(self, image: Image.Image) -> torch.Tensor:
         dtype = next(self.vae.parameters()).dtype
         pixels = pil_to_tensor(image)[None].to(self.device, dtype)  # [1, 3, H, W]
         return self.vae.normalize_latents(self.vae.encode(pixels).mode())[0].float()  # [C, h, w]
+
+
+def pipeline_edit_area(pipeline: str | Path) -> int:
+    """The edit area the pipeline folder's qwenimage.json declares (size_limits.edit_area; 1024^2 if none)."""
+    from qwenimage.pipelines.loading import size_limits
+
+    return size_limits(Path(pipeline)).edit_area if str(pipeline) else EDIT_AREA
 
 
 def load_frozen_encoders(pipeline: str | Path, device: str | torch.device):

@@ -6,7 +6,8 @@ A source is a folder of images, one .tar or .parquet shard, or a folder of shard
 read). A Parquet shard has curation's columns (key, image, image_format, caption, json). A folder holds
 images with sidecars of the same stem: `x.png` + `x.txt` (caption) and/or `x.json`
 ({"caption", "text", "instruction", "source", "lose"}; paths relative to the folder). A tar shard holds
-`key.png|jpg` + `key.json` / `key.txt` (the synth engine's and curation's output layout).
+`key.png|jpg` + `key.json` / `key.txt` (the synth engine's and curation's output layout); an edit pair adds
+`key.source.png` and {"instruction"} in its json (synth's edit_pairs strategy): a TI2I record.
 
 A sample that cannot be read (an image whose header Pillow cannot read, a sidecar that is not a JSON
 object, a tar member that is no image, a shard cut short) is skipped, named in the log and counted, as
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 SHARD_SUFFIXES = (".tar", ".parquet")  # WebDataset tars (synth, curation) and curation's Parquet shards
+SOURCE_EXT = "source.png"  # a tar member `key.source.png`: the edit source of `key.png` (synth's edit_pairs)
 
 
 @dataclass
@@ -246,15 +248,24 @@ def _ends_cleanly(path: Path, offset: int) -> bool:
 
 
 def _packed_record(path: Path, key: str, parts: dict[str, bytes], image_ext: str) -> Record:
+    """One sample of a shard; an edit pair (synth's edit_pairs) also has `key.source.png` and an instruction."""
     where = f"{path}:{key}"
     meta = _parse_meta(parts["json"], f"{where}.json") if "json" in parts else {}
     caption = meta.get("caption") or parts.get("txt", b"").decode("utf-8", errors="replace").strip()
-    try:
-        image = load_image(Image.open(io.BytesIO(parts[image_ext])))
-    except UnidentifiedImageError:
-        raise ValueError(f"{where}.{image_ext}: not an image file (Pillow cannot identify it)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"{where}.{image_ext}: unreadable image ({err})") from None
+    image = _packed_image(parts[image_ext], f"{where}.{image_ext}")
+    source = _packed_image(parts[SOURCE_EXT], f"{where}.{SOURCE_EXT}") if SOURCE_EXT in parts else None
+    if (source is None) != (meta.get("instruction") is None):
+        raise ValueError(f"{where}: an edit pair needs both {key}.{SOURCE_EXT} and an instruction in its json")
     # the folder name too: two synth jobs both write synth-000000.tar with the same keys
     return Record(id=f"{path.parent.name}/{path.stem}/{key}", image=image, caption=caption,
-                  text=meta.get("text", ""), weight=sample_weight(meta, f"{where}.json"))
+                  text=meta.get("text", ""), instruction=meta.get("instruction"), source=source,
+                  weight=sample_weight(meta, f"{where}.json"))
+
+
+def _packed_image(data: bytes, where: str) -> Image.Image:
+    try:
+        return load_image(Image.open(io.BytesIO(data)))
+    except UnidentifiedImageError:
+        raise ValueError(f"{where}: not an image file (Pillow cannot identify it)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{where}: unreadable image ({err})") from None

@@ -29,7 +29,8 @@ from qwenimage.train.checkpoint import finished_checkpoints, resume, save_checkp
 from qwenimage.train.config import TrainConfig, resume_changes
 from qwenimage.train.curriculum import stage_at
 from qwenimage.train.data import loser_record  # noqa: F401  (imported from here by users and tests)
-from qwenimage.train.data import SampleEncoder, collate, load_frozen_encoders, noise_and_time, text_dropped
+from qwenimage.train.data import (SampleEncoder, collate, load_frozen_encoders, noise_and_time, pipeline_edit_area,
+                                  text_dropped)
 from qwenimage.train.dataplane import Schedule, build_feed
 from qwenimage.train.dataplane.updates import DataUpdates, broadcast_from_main, load_versions, save_versions
 from qwenimage.train.ema import EMA
@@ -131,7 +132,8 @@ class Trainer:
             self.optimizer, warmup_cosine(optim.warmup_steps, config.total_steps, optim.min_lr_ratio))
         self.ema = EMA(self.trained, optim.ema_decay) if optim.ema_decay > 0 else None
         self.samples = SampleEncoder(self.encoder, self.vae, config.data.cache_size, self.info.device,
-                                     text_ids=self.text_model is not None)
+                                     text_ids=self.text_model is not None,
+                                     edit_area=pipeline_edit_area(config.model.pipeline))
         self.schedule = None  # GRPO samples its own images: no data schedule
         self.plans = []
         if self.grpo is None:

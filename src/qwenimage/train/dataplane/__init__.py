@@ -16,7 +16,9 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from qwenimage.images import EDIT_AREA
 from qwenimage.train.config import TrainConfig
+from qwenimage.train.data import pipeline_edit_area
 from qwenimage.train.dataplane.cache import ENCODER_PARTS, LatentCache, encoder_identity
 from qwenimage.train.dataplane.feed import Feed, ProducerPool
 from qwenimage.train.dataplane.jobs import EncodeJob, ProduceInfo
@@ -38,7 +40,11 @@ def build_pool(config: TrainConfig, local_encoder=None, lock: threading.Lock | N
     text_ids = config.model.train_text_encoder
     # token ids do not depend on the text encoder's weights: runs that train it share their cached samples
     parts = tuple(p for p in ENCODER_PARTS if p != "text_encoder") if text_ids else ENCODER_PARTS
-    encoder_id = encoder_identity(config.model.pipeline, "text_ids" if text_ids else "", parts)
+    # the edit area shapes TI2I encodings (the VL copy of the source); the official 1024^2 adds nothing, so caches
+    # written before the setting existed stay valid
+    area = pipeline_edit_area(config.model.pipeline)
+    extra = ("text_ids" if text_ids else "") + (f"|edit_area={area}" if area != EDIT_AREA else "")
+    encoder_id = encoder_identity(config.model.pipeline, extra, parts)
     if data.producer == "local":
         disk = LatentCache(cache_dir, encoder_id) if cache_dir else None
         return LocalPool(Producer(local_encoder, disk, data.cache_size, "local", lock), data.producers)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from qwenimage.train.data import EncodedSample, SampleEncoder, load_frozen_encoders
+from qwenimage.train.data import EncodedSample, SampleEncoder, load_frozen_encoders, pipeline_edit_area
 from qwenimage.train.dataplane.cache import LatentCache
 from qwenimage.train.dataplane.jobs import EncodeJob, ProduceInfo
 
@@ -90,4 +90,5 @@ class PipelineEncoders:
 
     def __call__(self) -> SampleEncoder:
         encoder, vae = load_frozen_encoders(self.pipeline, self.device)
-        return SampleEncoder(encoder, vae, cache_size=0, device=self.device, text_ids=self.text_ids)
+        return SampleEncoder(encoder, vae, cache_size=0, device=self.device, text_ids=self.text_ids,
+                             edit_area=pipeline_edit_area(self.pipeline))

@@ -1,0 +1,94 @@
+"""Measure qwenimage-mini's text-edit run (configs/train/mini_edit.yaml) at every exported checkpoint.
+
+    python scripts/mini_edit_progress.py [--run outputs/mini/train-edit] [--watch 600]
+
+For every `exports/step-N/transformer` not measured yet: assemble a pipeline with the edit base
+(`qwenimage mini assemble --base outputs/mini/edit-base`), edit the `text-edit` suite's sources at 128 px and score
+them (`qwenimage eval edit --suite text-edit`: OCR of the new text inside the region, PSNR outside it), measure
+text-to-image on the held-out `en-words` suite (`qwenimage eval text`) unless --no-t2i, and append one line to
+`<run>/edit-curve.jsonl`. With --watch S it then waits S seconds and looks again, until the run's last export
+(stages' steps) is measured. Acceptance (issue 18): ocr_exact >= 0.8 and psnr >= 25 dB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+QWEN = [sys.executable, "-m", "qwenimage.cli.main"]
+# at 128 px the suite's 29th English pair ("GOOD MORNING" -> "GOOD NIGHT") fits no medium: the first 28 pairs
+SUITE_PAIRS = 28
+
+
+def value(results: Path, metric: str) -> float | str | None:
+    """A metric's value in an `eval edit` results.json (pooled PSNR may be "inf")."""
+    return json.loads(results.read_text())["summary"][metric]["value"]
+
+
+def evaluate(run: Path, export: Path, args: argparse.Namespace) -> dict:
+    snap, out = run / "snaps" / export.name, run / "eval-edit" / export.name
+    if not (snap / "model_index.json").is_file():
+        subprocess.run(QWEN + ["mini", "assemble", "--base", str(args.base), "--transformer",
+                               str(export / "transformer"), "--out", str(snap)], check=True)
+    common = ["--model", str(snap), "--size", "128", "--steps", str(args.steps), "--cfg", str(args.cfg),
+              "--dtype", "fp32", "--no-progress"]
+    subprocess.run(QWEN + ["eval", "edit", "--suite", "text-edit", "--lang", "en", "--n", str(args.n),
+                           "--out", str(out / "text-edit")] + common, check=True)
+    results = out / "text-edit" / "results.json"
+    entry = {"step": int(export.name.split("-")[1]), **{m: value(results, m) for m in ("ocr_exact", "ocr_agreement",
+                                                                                     "psnr")}}
+    if not args.no_t2i:
+        subprocess.run(QWEN + ["eval", "text", "--suite", "en-words", "--n", "50", "--out", str(out / "en-words")]
+                       + common, check=True)
+        suites = json.loads((out / "en-words" / "results.json").read_text())["suites"]
+        exact = next(v for k, v in suites.items() if k.startswith("en-words"))["metrics"]["exact_match"]
+        entry["t2i_heldout_exact"] = exact["value"] if isinstance(exact, dict) else exact
+    return entry
+
+
+def measure_new(run: Path, args: argparse.Namespace) -> list[dict]:
+    curve_path = run / "edit-curve.jsonl"
+    curve = [json.loads(line) for line in curve_path.read_text().splitlines()] if curve_path.is_file() else []
+    done = {entry["step"] for entry in curve}
+    for export in sorted((run / "exports").glob("step-*")):
+        if export.name.endswith(".tmp") or int(export.name.split("-")[1]) in done:
+            continue
+        entry = evaluate(run, export, args)
+        print(json.dumps(entry))
+        with curve_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry) + "\n")
+        curve.append(entry)
+    return curve
+
+
+def last_step(run: Path) -> int:
+    import yaml
+
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    return config.get("stop_after") or sum(stage["steps"] for stage in config["stages"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, default=Path("outputs/mini/train-edit"))
+    parser.add_argument("--base", type=Path, default=Path("outputs/mini/edit-base"))
+    parser.add_argument("--n", type=int, default=SUITE_PAIRS, help=f"suite pairs (default {SUITE_PAIRS}: all that "
+                                                                      "render at 128 px)")
+    parser.add_argument("--steps", type=int, default=20, help="sampling steps of each edit")
+    parser.add_argument("--cfg", type=float, default=1.0, help="true CFG (1: none; edits train no dropout)")
+    parser.add_argument("--no-t2i", action="store_true", help="skip the text-to-image check (en-words)")
+    parser.add_argument("--watch", type=float, default=0, help="look for new exports every this many seconds")
+    args = parser.parse_args()
+    while True:
+        curve = measure_new(args.run, args)
+        if not args.watch or any(entry["step"] >= last_step(args.run) for entry in curve):
+            return 0
+        time.sleep(args.watch)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""Text-edit training data and the mini edit model (issue 18): the edit_pairs synth strategy, its shards as TI2I
+records, the 128x128 edit area of an edit pipeline folder."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from qwenimage.eval.suites import heldout_words
+from qwenimage.eval.text_edit_suite import suite_texts, suite_words
+from qwenimage.synth.config import SynthConfig
+from qwenimage.synth.edit_pairs import EditPairsOptions, EditPairsStrategy
+from qwenimage.synth.sample import Discard
+from qwenimage.synth.wordlists import find_words
+
+SIZE = 128
+WORDS = {"max_chars": 10, "phrase_share": 0.2, "case_share": 0.5}
+
+
+def rendered(kind: str, count: int, seed: int = 0):
+    """`count` pairs of one kind, each from the first attempt that is not discarded."""
+    strategy = EditPairsStrategy(SynthConfig(edit_pairs={"kinds": {kind: 1.0}}, words=WORDS))
+    samples, attempt = [], 0
+    while len(samples) < count:
+        try:
+            samples.append(strategy.render(np.random.default_rng([seed, attempt]), SIZE, SIZE, "en"))
+        except Discard:
+            pass
+        attempt += 1
+    return samples
+
+
+def outside(sample) -> np.ndarray:
+    """[H, W] True outside the pair's region box."""
+    x0, y0, x1, y1 = sample.extra["region"]
+    keep = np.ones((SIZE, SIZE), bool)
+    keep[y0:y1, x0:x1] = False
+    return keep
+
+
+@pytest.mark.parametrize("kind", ["text", "color"])
+def test_pairs_differ_only_inside_the_region_and_quote_the_new_text(kind):
+    for sample in rendered(kind, 3, seed=1):
+        source, edited = np.asarray(sample.source), np.asarray(sample.image)  # [H, W, 3]
+        assert source.shape == edited.shape == (SIZE, SIZE, 3)
+        assert np.array_equal(source[outside(sample)], edited[outside(sample)])  # PSNR outside: infinite
+        assert not np.array_equal(source, edited)
+        new = sample.extra["new_text"]
+        assert f'"{new}"' in sample.instruction and f'"{new}"' in sample.caption
+        if kind == "text":
+            assert new.lower() != sample.extra["old_text"].lower()
+        else:
+            assert new == sample.extra["old_text"] and sample.extra["new_color"] != sample.extra["old_color"]
+            assert sample.extra["new_color"] in sample.instruction
+
+
+def test_no_held_out_or_text_edit_suite_word_is_drawn():
+    banned = set(heldout_words("suite:en-words")) | suite_words()
+    assert {"open", "closed", "juice", "night"} <= suite_words()
+    for sample in rendered("text", 6, seed=2):
+        texts = (sample.extra["old_text"], sample.extra["new_text"])
+        assert not find_words(" ".join(texts), banned), texts
+        assert not {t.lower() for t in texts} & suite_texts()
+
+
+def test_bad_options_name_the_value():
+    with pytest.raises(ValueError, match="txt"):
+        EditPairsOptions.from_dict({"kinds": {"txt": 1.0}})
+    with pytest.raises(ValueError, match="bogus"):
+        EditPairsStrategy(SynthConfig(edit_pairs={"bogus": 1}))
+    with pytest.raises(ValueError, match="-1"):
+        EditPairsOptions.from_dict({"kinds": {"text": -1.0}})
+    with pytest.raises(ValueError, match="128x96"):
+        EditPairsStrategy(SynthConfig()).render(np.random.default_rng(0), 128, 96, "en")
+
+
+def edit_job(count: int = 4):
+    from qwenimage.synth.job import SynthJob
+
+    return SynthJob(count=count, strategies={"edit_pairs": 1}, languages={"en": 1}, width=SIZE, height=SIZE, seed=7,
+                    shard_size=2, verify_fraction=0.0, synth={"words": WORDS, "edit_pairs": {"kinds": {"text": 1}}})
+
+
+def test_written_shards_are_ti2i_records_and_a_second_run_writes_nothing(tmp_path):
+    from qwenimage.synth.runner import RunOptions, run_job
+    from qwenimage.train.records import read_records
+
+    out, options = tmp_path / "pairs", RunOptions(progress=False, report_samples=0)
+    first = run_job(edit_job(), out, options)
+    assert first["written"] == 4 and first["run"]["shards_rendered"] == 2
+    records = read_records([out])
+    assert len(records) == 4
+    for record in records:
+        assert "ti2i" in record.tasks() and record.source.size == record.image.size == (SIZE, SIZE)
+        assert record.instruction and record.caption and record.text in record.instruction
+    shards = sorted(out.glob("synth-*.tar"))
+    stamps = [os.stat(p).st_mtime_ns for p in shards]
+    second = run_job(edit_job(), out, options)
+    assert second["run"]["shards_rendered"] == 0 and second["run"]["shards_skipped"] == 2
+    assert [os.stat(p).st_mtime_ns for p in shards] == stamps
+    with pytest.raises(ValueError, match="different synth job"):
+        run_job(edit_job(count=6), out, options)
+
+
+def test_a_job_json_without_the_edit_pairs_option_still_resumes(tmp_path):
+    """Synth folders written before SynthConfig.edit_pairs existed are the same job when it stays default."""
+    from qwenimage.synth.job import SynthJob
+    from qwenimage.synth.runner import JOB_FILE, RunOptions, run_job
+
+    job, out = SynthJob(count=2, strategies={"pure": 1}, width=64, height=64, shard_size=2, verify_fraction=0.0), \
+        tmp_path / "old"
+    run_job(job, out, RunOptions(progress=False, report_samples=0))
+    stored = json.loads((out / JOB_FILE).read_text())
+    del stored["synth_config"]["edit_pairs"]
+    (out / JOB_FILE).write_text(json.dumps(stored))
+    assert run_job(job, out, RunOptions(progress=False, report_samples=0))["run"]["shards_rendered"] == 0
+
+
+def test_a_tar_sample_with_a_source_but_no_instruction_is_a_bad_record(tmp_path):
+    import io
+    import tarfile
+
+    from qwenimage.train.records import read_sources
+
+    png = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(png, format="PNG")
+    with tarfile.open(tmp_path / "synth-000000.tar", "w") as tar:
+        members = (("k.png", png.getvalue()), ("k.source.png", png.getvalue()), ("k.json", b'{"caption": "x"}'))
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    records, bad = read_sources([tmp_path])
+    assert not records and "instruction" in bad[0].reason
+
+
+def test_the_mini_edit_variant_edits_at_128_pixels(tmp_path):
+    from qwenimage.mini.ship import default_model_dir, edit_variant, verify_folder
+    from qwenimage.pipelines.loading import EDIT_STYLES, _model_index, check_requests, size_limits
+    from qwenimage.pipelines.request import GenerationRequest
+    from qwenimage.pipelines.tasks import target_size
+    from qwenimage.train.data import pipeline_edit_area
+
+    folder = edit_variant(default_model_dir(verify=False), tmp_path / "edit")
+    verify_folder(folder)
+    index = _model_index(folder)
+    assert EDIT_STYLES[index["_class_name"]] == "edit" and index["processor"][1] == "Qwen2VLProcessor"
+    assert size_limits(folder).edit_area == pipeline_edit_area(folder) == SIZE * SIZE
+    image = tmp_path / "sign.png"
+    Image.new("RGB", (SIZE, SIZE), "white").save(image)
+    request = GenerationRequest(prompt='change the text to "CLOSED"', images=[image])
+    check_requests(folder, [request])
+    assert target_size(request, size_limits(folder), 16, (SIZE, SIZE)) == (SIZE, SIZE)
+
+
+def test_edit_area_out_of_range_names_the_value():
+    from qwenimage.pipelines.sizes import SizeLimits
+
+    with pytest.raises(ValueError, match="edit_area 100 "):
+        SizeLimits(edit_area=100)
+
+
+def test_the_edit_style_shows_the_vl_model_the_condition_area():
+    from qwenimage.text.encoder import EDIT_STYLES, edit_style
+
+    assert edit_style("edit", SIZE * SIZE).vl_area == SIZE * SIZE
+    assert edit_style("edit_plus", SIZE * SIZE) == EDIT_STYLES["edit_plus"]
