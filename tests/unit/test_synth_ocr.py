@@ -6,7 +6,7 @@ import pytest
 from qwenimage.ocr import OcrEngine, text_agreement
 from qwenimage.synth import STRATEGIES, Discard, build_strategy
 
-FLOOR = {"pure": 0.9, "compositional": 0.8, "complex": 0.8, "words": 0.9}
+FLOOR = {"pure": 0.9, "compositional": 0.8, "complex": 0.8, "words": 0.9, "edit_pairs": 0.8}
 
 
 @pytest.fixture(scope="module")
