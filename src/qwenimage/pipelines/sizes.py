@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from qwenimage.images import EDIT_AREA  # the official edit models' condition area
+
 # The official recommended sizes (Qwen-Image model card), by aspect ratio.
 ASPECT_PRESETS: dict[str, tuple[int, int]] = {
     "1:1": (1328, 1328),
@@ -18,7 +20,6 @@ DEFAULT_SIZE = (1024, 1024)
 SIZE_MULTIPLE = 16  # VAE factor 8 x 2x2 packing
 
 
-EDIT_AREA = 1024 * 1024  # qwenimage.images.EDIT_AREA, the official edit models' condition area
 
 
 @dataclass(frozen=True)
