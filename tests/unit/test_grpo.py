@@ -23,6 +23,11 @@ def brightness_reward(images, prompts):
     return [float(np.asarray(image.convert("L")).mean()) / 255.0 for image in images]
 
 
+def constant_reward(images, prompts):
+    """Every image read right: each group's rewards are equal, so no group has anything to teach."""
+    return [1.0] * len(images)
+
+
 def random_step(batch=3, tokens=5, channels=4, seed=0):
     gen = torch.Generator().manual_seed(seed)
     x, v = torch.randn(batch, tokens, channels, generator=gen), torch.randn(batch, tokens, channels, generator=gen)
@@ -209,7 +214,7 @@ def grpo_config(tmp_path, pipeline, prompts_file, steps=2, **grpo):
 
 @pytest.mark.parametrize("field, value", [("group_size", 1), ("noise_level", 0.0), ("clip", 0.0),
                                           ("train_fraction", 1.5), ("reward", "no-colon"),
-                                          ("reward_pool", "dask")])
+                                          ("reward_pool", "dask"), ("old_log_prob", "stale")])
 def test_bad_grpo_values_are_named(tmp_path, field, value):
     with pytest.raises(ValueError, match=str(value)):
         grpo_config(tmp_path, tmp_path, tmp_path / "p.txt", **{field: value})
@@ -243,3 +248,32 @@ def test_a_grpo_step_changes_the_weights_and_resumes(tmp_path, tiny_t2i_pipeline
     resumed = Trainer(grpo_config(tmp_path, tiny_t2i_pipeline_dir, prompts, steps=2))
     assert resumed.step == 1
     assert len(resumed.run()) == 1 and resumed.step == 2
+
+
+def test_groups_of_equal_rewards_are_not_trained(tmp_path, tiny_t2i_pipeline_dir):
+    from qwenimage.train.trainer import Trainer
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text('a sign that says "HI"\n')
+    trainer = Trainer(grpo_config(tmp_path, tiny_t2i_pipeline_dir, prompts, steps=1,
+                                  reward="tests.unit.test_grpo:constant_reward"))
+    before = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run()
+    assert all(torch.equal(v, before[k]) for k, v in trainer.model.state_dict().items())
+    record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])
+    assert record["groups_trained"] == 0 and record["reward_std"] == 0.0
+
+
+def test_the_rollout_log_prob_option_keeps_the_stored_values(tmp_path, tiny_t2i_pipeline_dir):
+    """old_log_prob: rollout divides by the log-probs stored while sampling; on this fp32 model the training pass
+    recomputes them to within 1e-4, so the ratios stay in the band and the weights move as with recomputed."""
+    from qwenimage.train.trainer import Trainer
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text('a sign that says "HI"\n')
+    trainer = Trainer(grpo_config(tmp_path, tiny_t2i_pipeline_dir, prompts, steps=1, old_log_prob="rollout"))
+    before = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run()
+    record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])
+    assert record["log_prob_gap"] < 1e-4 and record["clip_fraction"] == 0.0 and record["groups_trained"] == 1
+    assert any(not torch.equal(v, before[k]) for k, v in trainer.model.state_dict().items())

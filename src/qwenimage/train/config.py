@@ -71,6 +71,15 @@ class GrpoConfig:
     # the policy ratio's clip band [1 - clip, 1 + clip]; log-probs are means over all latent elements, so
     # ratios stay near 1 and the band is narrow
     clip: float = 1e-4
+    # the log-probability the ratio divides by. recomputed: the policy's own, recomputed in the training pass and
+    # detached (one update per rollout is exactly on-policy, so the ratio is 1 and the gradient A * grad log p; the
+    # rollout's numerics, e.g. no-grad vs grad kernels, cannot push it out of the narrow band). rollout: the
+    # value stored while sampling (for updates that reuse a rollout)
+    old_log_prob: str = "recomputed"
+    # DAPO's dynamic-sampling filter: a group whose G rewards are all equal has zero advantages, so its steps are
+    # not trained (only its KL would pull); saves the training passes of the groups that teach nothing (one
+    # process only: DDP ranks must all run their backward passes)
+    skip_uniform_groups: bool = True
     kl_beta: float = 0.04  # weight of the KL to the frozen starting model (0: no reference model is kept)
     train_fraction: float = 1.0  # share of a rollout's steps trained on (a random subset per rollout)
     reward: str = "ocr"  # ocr | module:function (train/rewards.py)
@@ -216,6 +225,8 @@ class TrainConfig:
             ("objective.grpo.cfg", g.cfg, 0 <= g.cfg < float("inf"), "a finite number >= 0"),
             ("objective.grpo.noise_level", g.noise_level, g.noise_level > 0, "> 0 (0 has no log-probability)"),
             ("objective.grpo.clip", g.clip, 0 < g.clip < 1, "in (0, 1)"),
+            ("objective.grpo.old_log_prob", g.old_log_prob, g.old_log_prob in ("recomputed", "rollout"),
+             "recomputed or rollout"),
             ("objective.grpo.kl_beta", g.kl_beta, g.kl_beta >= 0, ">= 0"),
             ("objective.grpo.train_fraction", g.train_fraction, 0 < g.train_fraction <= 1, "in (0, 1]"),
             ("objective.grpo.reward_pool", g.reward_pool, g.reward_pool in POOL_KINDS, f"one of {POOL_KINDS}"),

@@ -151,10 +151,14 @@ def step_loss(policy: torch.nn.Module, reference: torch.nn.Module | None, batch:
         with torch.no_grad():
             anchor = sde_step(x, batch.velocity(reference)(x, sigma), sigma, sigma_next, config.noise_level)
         kl = gaussian_kl(gaussian, anchor)  # [G]
-    loss = grpo_loss(log_prob, traj.log_probs[:, step], advantages, config.clip, kl, config.kl_beta)
-    ratio = torch.exp(log_prob.detach() - traj.log_probs[:, step])
+    rollout_log_prob = traj.log_probs[:, step]  # [G], stored while sampling
+    old = log_prob.detach() if config.old_log_prob == "recomputed" else rollout_log_prob
+    loss = grpo_loss(log_prob, old, advantages, config.clip, kl, config.kl_beta)
+    ratio = torch.exp(log_prob.detach() - old)
     stats = {"clip_fraction": ((ratio - 1).abs() > config.clip).float().mean().item(),
-             "kl": kl.mean().item() if kl is not None else 0.0}
+             "kl": kl.mean().item() if kl is not None else 0.0,
+             # how far the training pass's numerics are from the sampling pass's (0 in exact arithmetic)
+             "log_prob_gap": (log_prob.detach() - rollout_log_prob).abs().mean().item()}
     return loss, stats
 
 
@@ -190,12 +194,16 @@ class GrpoObjective:
             batches.append(batch)
             futures.append(self.pool.submit([pipe.decode(z) for z in batch.latents()], [prompt] * cfg.group_size))
         generator = torch.Generator().manual_seed(rollout_seed(self.seed, step, self.rank, len(prompts)))
-        total, rewards, stats, tokens = torch.zeros((), device=device), [], [], 0
+        total, rewards, stats, tokens, trained = torch.zeros((), device=device), [], [], 0, 0
         for batch, future in zip(batches, futures):  # training on group k overlaps scoring group k + 1
             scores = future.result()  # checked by the pool: group_size finite numbers
             rewards += scores
+            steps = trained_steps(cfg.num_steps, cfg.train_fraction, generator)  # drawn for every group: resumable
+            # (under DDP every rank must run its backward passes: there the filter is off)
+            if cfg.skip_uniform_groups and self.world == 1 and max(scores) == min(scores):
+                continue
+            trained += 1
             advantages = group_advantages(torch.tensor([scores]))[0].to(device)  # [G]
-            steps = trained_steps(cfg.num_steps, cfg.train_fraction, generator)
             for j in steps:
                 with amp():
                     loss, step_stats = step_loss(policy, reference, batch, j, advantages, cfg)
@@ -205,7 +213,8 @@ class GrpoObjective:
                 tokens += sum(batch.layout.target_lengths)
         values = torch.tensor(rewards)
         self.metrics = {"reward_mean": values.mean().item(), "reward_std": values.std(unbiased=False).item(),
-                        **{key: float(np.mean([s[key] for s in stats])) for key in stats[0]}}
+                        "groups_trained": trained,
+                        **{key: float(np.mean([s[key] for s in stats])) for key in (stats[0] if stats else [])}}
         return total, len(rewards), tokens
 
     def close(self) -> None:

@@ -97,12 +97,32 @@ def plot_loss(log_path: Path, out: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1.2)
+    rewarded = [r for r in rows if "reward_mean" in r]  # GRPO: the reward is the curve to watch
+    fig, axes = plt.subplots(1, 2 if rewarded else 1, figsize=(11 if rewarded else 6, 3.5), dpi=100, squeeze=False)
+    ax = axes[0][0]
+    losses = [r["loss"] for r in rows]
+    ax.plot([r["step"] for r in rows], losses, lw=1.2)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_yscale("log")
+    ax.set_yscale("log" if min(losses) > 0 else "symlog", **({} if min(losses) > 0 else {"linthresh": 1e-4}))
     ax.grid(alpha=0.3)
+    if rewarded:
+        ax = axes[0][1]
+        steps = [r["step"] for r in rewarded]
+        ax.plot(steps, [r["reward_mean"] for r in rewarded], lw=1.0, alpha=0.4, label="reward (step mean)")
+        window = max(1, len(rewarded) // 20)
+        smooth = [sum(r["reward_mean"] for r in rewarded[max(0, i - window + 1):i + 1]) / min(i + 1, window)
+                  for i in range(len(rewarded))]
+        ax.plot(steps, smooth, lw=1.6, label=f"reward ({window}-step mean)")
+        kl = [(r["step"], r["kl"]) for r in rewarded if "kl" in r]
+        if kl:
+            twin = ax.twinx()
+            twin.plot(*zip(*kl), color="C3", lw=0.8, alpha=0.6)
+            twin.set_ylabel("KL to the reference", color="C3")
+        ax.set_xlabel("step")
+        ax.set_ylabel("reward")
+        ax.legend(loc="lower right", fontsize=8)
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)
