@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -76,3 +77,31 @@ def test_compare_finds_a_significant_improvement_on_shared_ids(tmp_path):
     assert "en-words" in (tmp_path / "cmp.html").read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="not an eval text run"):
         compare_runs(tmp_path / "a", tmp_path)
+
+
+def test_pixel_drift_counts_only_the_pixels_outside_the_text(tmp_path):
+    """Two runs of one prompt and seed: a change inside an OCR box (grown by TEXT_PAD) leaves the PSNR outside the
+    text infinite; a change of the background by 16 levels everywhere gives 10 log10(255² / 16²) dB."""
+    from qwenimage.eval.compare import TEXT_PAD, pixel_drift, text_boxes_mask
+
+    box = [[10, 10], [20, 10], [20, 16], [10, 16]]
+    record = {"image": "images/x.png", "ocr": {"lines": [{"text": "hi", "box": box, "score": 0.9}]}}
+    mask = text_boxes_mask([record], (40, 32))
+    assert mask.shape == (32, 40) and mask[10 - TEXT_PAD, 10 - TEXT_PAD] and not mask[10 - TEXT_PAD - 1, 10]
+    assert mask.sum() == (10 + 2 * TEXT_PAD + 1) * (6 + 2 * TEXT_PAD + 1)
+
+    def run(name, background, text_value):
+        folder = tmp_path / name / "images"
+        folder.mkdir(parents=True)
+        pixels = np.full((32, 40, 3), background, np.uint8)
+        pixels[10:17, 10:21] = text_value
+        Image.fromarray(pixels).save(folder / "x.png")
+        return tmp_path / name
+
+    a, b, c = run("a", 200, 0), run("b", 200, 90), run("c", 216, 0)
+    same_outside = pixel_drift([(a, record)], [(b, record)])
+    assert same_outside["images"] == 1 and same_outside["psnr_outside_text"] == float("inf")
+    assert same_outside["psnr_whole"] < 30
+    shifted = pixel_drift([(a, record)], [(c, record)])
+    assert shifted["psnr_outside_text"] == pytest.approx(10 * np.log10(255 ** 2 / 16 ** 2))
+    assert pixel_drift([(a, {"image": "images/missing.png"})], [(b, record)]) is None

@@ -3,6 +3,12 @@
 Per suite and metric: A and B with their 95% intervals (over the shared ids), B - A with a paired bootstrap
 95% interval (the same resampled ids in both runs, see stats.py), and "significant" when that interval
 excludes zero. Runs of different suites or sizes compare only where their ids meet.
+
+Pixels: where both runs kept the image of a shared id at the same size (the same prompt and seed drawn by two
+models, e.g. before and after post-training), PSNR between the two images outside the text, i.e. outside every
+OCR box either run read, padded by TEXT_PAD pixels: what changed in the picture apart from the words (the
+quality guard of RL fine-tuning on a text reward). Pooled over the ids (sums of squared errors), the median per
+image, and the whole images for reference.
 """
 
 from __future__ import annotations
@@ -11,12 +17,17 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+from PIL import Image, ImageDraw
+
 from qwenimage.eval import html
+from qwenimage.eval.image_metrics import SquaredError, squared_error
 from qwenimage.eval.report import TITLES
 from qwenimage.eval.stats import METRICS, aggregate, paired_difference
 from qwenimage.eval.text_run import record_score
 
 SUMMARY_METRICS = ("exact_match", "word_accuracy", "ned", "char_f1")
+TEXT_PAD = 4  # pixels around each OCR box that count as text
 
 
 def load_records(run: Path) -> dict[str, dict]:
@@ -51,7 +62,52 @@ def compare_runs(run_a: Path, run_b: Path) -> dict:
                                 "a": {k: v.to_json() for k, v in aggregate(scores_a).items()},
                                 "b": {k: v.to_json() for k, v in aggregate(scores_b).items()},
                                 "difference": paired_difference(scores_a, scores_b)}
+        drift = pixel_drift([(Path(run_a), a[i]) for i in ids], [(Path(run_b), b[i]) for i in ids])
+        if drift is not None:
+            out["suites"][suite]["pixels"] = drift
     return out
+
+
+def text_boxes_mask(records: list[dict], size: tuple[int, int], pad: int = TEXT_PAD) -> np.ndarray:
+    """[H, W] bool: inside any OCR box of the records (their `ocr.lines[].box` quadrilaterals), grown by `pad`."""
+    mask = Image.new("L", size, 0)
+    draw = ImageDraw.Draw(mask)
+    for record in records:
+        for line in (record.get("ocr") or {}).get("lines", []):
+            xs, ys = [p[0] for p in line["box"]], [p[1] for p in line["box"]]
+            draw.rectangle([min(xs) - pad, min(ys) - pad, max(xs) + pad, max(ys) + pad], fill=255)
+    return np.asarray(mask) > 0
+
+
+def _image(run: Path, record: dict) -> np.ndarray | None:
+    path = run / record["image"] if record.get("image") else None
+    if path is None or not path.is_file():
+        return None
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))                                        # [H, W, 3] uint8
+
+
+def pixel_drift(side_a: list[tuple[Path, dict]], side_b: list[tuple[Path, dict]]) -> dict | None:
+    """PSNR of B's images against A's outside the text of either (see the module doc); None without pairs."""
+    pooled, whole, per_image, count = [0.0, 0], [0.0, 0], [], 0
+    for (run_a, record_a), (run_b, record_b) in zip(side_a, side_b):
+        image_a, image_b = _image(run_a, record_a), _image(run_b, record_b)
+        if image_a is None or image_b is None or image_a.shape != image_b.shape:
+            continue
+        height, width = image_a.shape[:2]
+        keep = ~text_boxes_mask([record_a, record_b], (width, height))
+        outside, full = squared_error(image_a, image_b, keep), squared_error(image_a, image_b)
+        pooled = [pooled[0] + outside.total, pooled[1] + outside.count]
+        whole = [whole[0] + full.total, whole[1] + full.count]
+        if outside.count:
+            per_image.append(outside.psnr)
+        count += 1
+    if not count:
+        return None
+    return {"images": count, "psnr_outside_text": SquaredError(*pooled).psnr,
+            "psnr_whole": SquaredError(*whole).psnr,
+            "psnr_outside_text_median": float(np.median(per_image)) if per_image else float("nan"),
+            "outside_text_fraction": pooled[1] / max(whole[1], 1)}
 
 
 def format_comparison(result: dict) -> str:
@@ -67,6 +123,11 @@ def format_comparison(result: dict) -> str:
                          f"[{d['low']:+.3f}, {d['high']:+.3f}] {mark}")
         lines.append(f"{'':<14}({entry['n']} shared samples; only in A: {entry['only']['a']}, "
                      f"only in B: {entry['only']['b']})")
+        if "pixels" in entry:
+            px = entry["pixels"]
+            lines.append(f"{'':<14}pixels of B against A on {px['images']} shared images: PSNR outside the text "
+                         f"{px['psnr_outside_text']:.1f} dB (median per image {px['psnr_outside_text_median']:.1f}; "
+                         f"{px['outside_text_fraction']:.0%} of the pixels), whole images {px['psnr_whole']:.1f} dB")
     return "\n".join(lines)
 
 
