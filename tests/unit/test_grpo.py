@@ -129,6 +129,38 @@ def test_zero_advantage_and_zero_kl_beta_give_zero_gradient():
     assert torch.equal(log_prob.grad, torch.zeros(4))
 
 
+def test_the_policy_gradient_raises_the_reward_of_a_toy_policy():
+    """The whole chain (SDE rollouts through the one sampler, replayed log-probs, group advantages, the loss)
+    learns: a velocity with a trainable per-channel offset, rewarded for a high first channel and small others,
+    moves its offset the right way and its reward climbs."""
+    offset = torch.zeros(4, requires_grad=True)
+    optimizer = torch.optim.Adam([offset], lr=0.05)
+    generator = torch.Generator().manual_seed(1)
+    group, steps = 8, 6
+    sigmas = sigmas_for(steps, 16).expand(group, -1)
+    velocity = lambda x, s: x + offset  # noqa: E731  (noise - x0 with x0 = -offset: the offset sets the image)
+    history = []
+    for _ in range(40):
+        optimizer.zero_grad()
+        for _prompt in range(2):
+            rule = SdeStep(0.7, generator)
+            with torch.no_grad():
+                out = sample(velocity, torch.randn(group, 5, 4, generator=generator), sigmas, step=rule)  # [G, 5, 4]
+            rewards = out[..., 0].mean(dim=1) - out[..., 1:].abs().mean(dim=(1, 2))  # [G]
+            history.append(rewards.mean().item())
+            advantages = group_advantages(rewards[None])[0]
+            traj = rule.trajectory()
+            for j in range(steps):
+                s, s_next = traj.sigmas[:, j], traj.sigmas[:, j + 1]
+                step = sde_step(traj.states[:, j], velocity(traj.states[:, j], s), s, s_next, 0.7)
+                log_prob = gaussian_log_prob(traj.states[:, j + 1], step)
+                (grpo_loss(log_prob, log_prob.detach(), advantages, clip=1e-4) / (2 * steps)).backward()
+        optimizer.step()
+    first, last = np.mean(history[:20]), np.mean(history[-20:])
+    assert last > first + 0.5, (first, last)
+    assert offset[0].item() < -1.0 and offset[1:].abs().max().item() < 0.5 * abs(offset[0].item())
+
+
 def test_the_clip_stops_gradients_outside_the_band():
     old = torch.zeros(4)
     # ratios 1.5 and 0.5, advantages pushing further out: clipped, no gradient; inside the band: gradient
