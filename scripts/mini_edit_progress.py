@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-QWEN = [sys.executable, "-m", "qwenimage.cli.main"]
+from mini_runs import assemble, last_step, measure_new, qwenimage
+
+
 # at 128 px the suite's 29th English pair ("GOOD MORNING" -> "GOOD NIGHT") fits no medium: the first 28 pairs
 SUITE_PAIRS = 28
 
@@ -30,46 +30,21 @@ def value(results: Path, metric: str) -> float | str | None:
 
 
 def evaluate(run: Path, export: Path, args: argparse.Namespace) -> dict:
-    snap, out = run / "snaps" / export.name, run / "eval-edit" / export.name
-    if not (snap / "model_index.json").is_file():
-        subprocess.run(QWEN + ["mini", "assemble", "--base", str(args.base), "--transformer",
-                               str(export / "transformer"), "--out", str(snap)], check=True)
+    snap = assemble(args.base, export, run / "snaps" / export.name)
+    out = run / "eval-edit" / export.name
     common = ["--model", str(snap), "--size", "128", "--steps", str(args.steps), "--cfg", str(args.cfg),
               "--dtype", "fp32", "--no-progress"]
-    subprocess.run(QWEN + ["eval", "edit", "--suite", "text-edit", "--lang", "en", "--n", str(args.n),
-                           "--out", str(out / "text-edit")] + common, check=True)
+    qwenimage("eval", "edit", "--suite", "text-edit", "--lang", "en", "--n", str(args.n),
+              "--out", str(out / "text-edit"), *common)
     results = out / "text-edit" / "results.json"
     entry = {"step": int(export.name.split("-")[1]), **{m: value(results, m) for m in ("ocr_exact", "ocr_agreement",
                                                                                      "psnr")}}
     if not args.no_t2i:
-        subprocess.run(QWEN + ["eval", "text", "--suite", "en-words", "--n", "50", "--out", str(out / "en-words")]
-                       + common, check=True)
+        qwenimage("eval", "text", "--suite", "en-words", "--n", "50", "--out", str(out / "en-words"), *common)
         suites = json.loads((out / "en-words" / "results.json").read_text())["suites"]
         exact = next(v for k, v in suites.items() if k.startswith("en-words"))["metrics"]["exact_match"]
         entry["t2i_heldout_exact"] = exact["value"] if isinstance(exact, dict) else exact
     return entry
-
-
-def measure_new(run: Path, args: argparse.Namespace) -> list[dict]:
-    curve_path = run / "edit-curve.jsonl"
-    curve = [json.loads(line) for line in curve_path.read_text().splitlines()] if curve_path.is_file() else []
-    done = {entry["step"] for entry in curve}
-    for export in sorted((run / "exports").glob("step-*")):
-        if export.name.endswith(".tmp") or int(export.name.split("-")[1]) in done:
-            continue
-        entry = evaluate(run, export, args)
-        print(json.dumps(entry))
-        with curve_path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry) + "\n")
-        curve.append(entry)
-    return curve
-
-
-def last_step(run: Path) -> int:
-    import yaml
-
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    return config.get("stop_after") or sum(stage["steps"] for stage in config["stages"])
 
 
 def main() -> int:
@@ -84,7 +59,7 @@ def main() -> int:
     parser.add_argument("--watch", type=float, default=0, help="look for new exports every this many seconds")
     args = parser.parse_args()
     while True:
-        curve = measure_new(args.run, args)
+        curve = measure_new(args.run, "edit-curve.jsonl", lambda export: evaluate(args.run, export, args))
         if not args.watch or any(entry["step"] >= last_step(args.run) for entry in curve):
             return 0
         time.sleep(args.watch)

@@ -129,10 +129,13 @@ def plot(curve: list[dict], vae_ocr: float | None, path: Path) -> None:
         ax.plot([c[key] for c in seen], [c["seen_exact"] for c in seen], "s-", color="C1", label="trained words: exact")
         ax.plot([c[key] for c in seen if "seen_ned" in c], [c["seen_ned"] for c in seen if "seen_ned" in c], "s:",
                 color="C1", label="trained words: 1 - NED")
+        sign = [c for c in curve if "heldout_sign_exact" in c]  # held-out words in the one training wording
+        ax.plot([c[key] for c in sign], [c["heldout_sign_exact"] for c in sign], "^-", color="C2",
+                label='held-out words, prompted \'a sign that says "..."\': exact')
         if vae_ocr is not None:
             ax.axhline(vae_ocr, color="gray", linestyle="--", label=f"ceiling: VAE reconstruction, exact ({vae_ocr:.2f})")
         ax.set_xlabel(label)
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.03)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("OCR score")
     axes[0].legend(loc="upper left", fontsize=8)
@@ -214,6 +217,9 @@ def main() -> int:
                         help="re-word every prompt as this template around its word (eval text --template), "
                              "e.g. for a run trained on one caption wording")
     parser.add_argument("--vae-results", type=Path, default=None, help="an `eval vae` results.json")
+    parser.add_argument("--vae-ocr", type=float, default=None,
+                        help="the VAE's exact OCR after reconstruction, given directly (e.g. measured on the run's "
+                             "own word images only, where --vae-results pools them with the eval's renders)")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "mini" / "learning_curve.png")
     parser.add_argument("--only", type=int, default=None, help="measure only this export step")
     parser.add_argument("--raw", action="store_true", help="measure the training weights of the checkpoints "
@@ -248,6 +254,8 @@ def main() -> int:
     if args.vae_results and args.vae_results.is_file():
         data = json.loads(args.vae_results.read_text())
         vae_ocr = data.get("scalars", {}).get("ocr_exact/text")
+    if args.vae_ocr is not None:
+        vae_ocr = args.vae_ocr
     if args.previous is not None:
         curve = continued(args.previous, curve) if curve else [json.loads(line) for line in
                                                                  args.previous.read_text().splitlines()]
