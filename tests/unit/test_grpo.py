@@ -177,6 +177,8 @@ def test_trained_steps_and_prompt_order_are_deterministic():
     assert trained_steps(10, 1.0, gen()) == list(range(10))
     subset = trained_steps(10, 0.3, gen())
     assert len(subset) == 3 and subset == trained_steps(10, 0.3, gen()) and subset == sorted(set(subset))
+    early = trained_steps(10, 0.6, gen(), limit=0.7)  # the last 3 steps are never drawn
+    assert len(early) == 6 and max(early) < 7 and trained_steps(10, 1.0, gen(), limit=0.7) == list(range(7))
     prompts = [f"p{i}" for i in range(5)]
     epoch = [p for step in range(5) for p in prompts_at(prompts, step, 1, seed=0)]
     assert sorted(epoch) == prompts and epoch == [p for step in range(5) for p in prompts_at(prompts, step, 1, 0)]
@@ -246,7 +248,8 @@ def grpo_config(tmp_path, pipeline, prompts_file, steps=2, **grpo):
 
 @pytest.mark.parametrize("field, value", [("group_size", 1), ("noise_level", 0.0), ("clip", 0.0),
                                           ("train_fraction", 1.5), ("reward", "no-colon"),
-                                          ("reward_pool", "dask"), ("old_log_prob", "stale")])
+                                          ("reward_pool", "dask"), ("old_log_prob", "stale"),
+                                          ("trained_step_limit", 1.5)])
 def test_bad_grpo_values_are_named(tmp_path, field, value):
     with pytest.raises(ValueError, match=str(value)):
         grpo_config(tmp_path, tmp_path, tmp_path / "p.txt", **{field: value})

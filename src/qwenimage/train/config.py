@@ -82,6 +82,9 @@ class GrpoConfig:
     skip_uniform_groups: bool = True
     kl_beta: float = 0.04  # weight of the KL to the frozen starting model (0: no reference model is kept)
     train_fraction: float = 1.0  # share of a rollout's steps trained on (a random subset per rollout)
+    # train only on the first share of each rollout's steps: the last, least noisy ones have log-probs scaled by
+    # 1 / std^2, so their gradients can drown the others' (1.0: every step eligible)
+    trained_step_limit: float = 1.0
     reward: str = "ocr"  # ocr | module:function (train/rewards.py)
     reward_pool: str = "thread"  # where rewards are scored: thread | ray (actors; data.ray_address to join one)
     reward_workers: int = 1
@@ -229,6 +232,7 @@ class TrainConfig:
              "recomputed or rollout"),
             ("objective.grpo.kl_beta", g.kl_beta, g.kl_beta >= 0, ">= 0"),
             ("objective.grpo.train_fraction", g.train_fraction, 0 < g.train_fraction <= 1, "in (0, 1]"),
+            ("objective.grpo.trained_step_limit", g.trained_step_limit, 0 < g.trained_step_limit <= 1, "in (0, 1]"),
             ("objective.grpo.reward_pool", g.reward_pool, g.reward_pool in POOL_KINDS, f"one of {POOL_KINDS}"),
             ("objective.grpo.reward_workers", g.reward_workers, g.reward_workers >= 1, ">= 1"),
         ]

@@ -13,6 +13,7 @@ One optimizer step (`GrpoObjective.accumulate`):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +51,14 @@ def grpo_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: to
     return loss
 
 
-def trained_steps(num_steps: int, fraction: float, generator: torch.Generator) -> list[int]:
-    """The steps of a rollout that train: all of them, or a random subset of round(fraction * N) (at least one)."""
-    count = max(1, round(fraction * num_steps))
-    if count >= num_steps:
-        return list(range(num_steps))
-    return sorted(torch.randperm(num_steps, generator=generator)[:count].tolist())
+def trained_steps(num_steps: int, fraction: float, generator: torch.Generator, limit: float = 1.0) -> list[int]:
+    """The steps of a rollout that train: of its first ceil(limit * N) steps (the eligible ones), all, or a random
+    subset of round(fraction * N) of them (at least one)."""
+    eligible = max(1, math.ceil(limit * num_steps - 1e-9))
+    count = min(max(1, round(fraction * num_steps)), eligible)
+    if count >= eligible:
+        return list(range(eligible))
+    return sorted(torch.randperm(eligible, generator=generator)[:count].tolist())
 
 
 # ---- prompts ------------------------------------------------------------------------------------------
@@ -198,7 +201,8 @@ class GrpoObjective:
         for batch, future in zip(batches, futures):  # training on group k overlaps scoring group k + 1
             scores = future.result()  # checked by the pool: group_size finite numbers
             rewards += scores
-            steps = trained_steps(cfg.num_steps, cfg.train_fraction, generator)  # drawn for every group: resumable
+            # drawn for every group, trained or not: a resumed run draws alike
+            steps = trained_steps(cfg.num_steps, cfg.train_fraction, generator, cfg.trained_step_limit)
             # (under DDP every rank must run its backward passes: there the filter is off)
             if cfg.skip_uniform_groups and self.world == 1 and max(scores) == min(scores):
                 continue
