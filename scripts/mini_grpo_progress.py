@@ -15,11 +15,12 @@ docs/mini/grpo_curve.png. Acceptance (issue 18): exact >= base + 0.05 (or >= 0.9
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from mini_runs import assemble, last_step, measure_new, qwenimage
+
+from qwenimage.train.monitor import read_log, trailing_mean
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,14 +33,7 @@ def eval_text(model: Path, out: Path, args: argparse.Namespace) -> Path:
 
 def log_window(run: Path, step: int, width: int) -> dict:
     """Mean reward, and mean KL over the steps that trained, of the `width` logged steps up to `step`."""
-    rows = []
-    for line in (run / "log.jsonl").read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line torn by a killed run
-        if step - width < row.get("step", -1) <= step and "reward_mean" in row:
-            rows.append(row)
+    rows = [row for row in read_log(run / "log.jsonl") if step - width < row["step"] <= step and "reward_mean" in row]
     kls = [row["kl"] for row in rows if "kl" in row]
     return {"reward_mean": sum(r["reward_mean"] for r in rows) / max(len(rows), 1),
             "kl": sum(kls) / len(kls) if kls else 0.0}
@@ -81,12 +75,10 @@ def plot(curve: list[dict], run: Path, path: Path) -> None:
     ax.set_title("quality guard: PSNR outside the text vs start (dB)")
     ax.set_xlabel("GRPO step")
     ax = axes[2]
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if "reward_mean" in r]
+    rows = [r for r in read_log(run / "log.jsonl") if "reward_mean" in r]
     window = max(1, len(rows) // 15)
-    smooth = [sum(r["reward_mean"] for r in rows[max(0, i - window + 1):i + 1]) / min(i + 1, window)
-              for i in range(len(rows))]
-    ax.plot([r["step"] for r in rows], smooth, color="C1", label=f"reward, {window}-step mean (dev prompts)")
+    ax.plot([r["step"] for r in rows], trailing_mean([r["reward_mean"] for r in rows], window), color="C1",
+            label=f"reward, {window}-step mean (dev prompts)")
     twin = ax.twinx()
     twin.plot([r["step"] for r in rows if "kl" in r], [r["kl"] for r in rows if "kl" in r], color="C3", lw=0.7,
               alpha=0.6)

@@ -88,6 +88,11 @@ def read_log(path: Path) -> list[dict]:
     return [latest[s] for s in sorted(latest)]
 
 
+def trailing_mean(values: list[float], window: int) -> list[float]:
+    """Each value averaged with the up to `window` - 1 values before it."""
+    return [sum(values[max(0, i - window + 1):i + 1]) / min(i + 1, window) for i in range(len(values))]
+
+
 def plot_loss(log_path: Path, out: Path) -> Path | None:
     rows = read_log(log_path)
     if not rows:
@@ -104,16 +109,18 @@ def plot_loss(log_path: Path, out: Path) -> Path | None:
     ax.plot([r["step"] for r in rows], losses, lw=1.2)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
-    ax.set_yscale("log" if min(losses) > 0 else "symlog", **({} if min(losses) > 0 else {"linthresh": 1e-4}))
+    if min(losses) > 0:
+        ax.set_yscale("log")
+    else:  # GRPO's loss can be zero or negative
+        ax.set_yscale("symlog", linthresh=1e-4)
     ax.grid(alpha=0.3)
     if rewarded:
         ax = axes[0][1]
         steps = [r["step"] for r in rewarded]
         ax.plot(steps, [r["reward_mean"] for r in rewarded], lw=1.0, alpha=0.4, label="reward (step mean)")
         window = max(1, len(rewarded) // 20)
-        smooth = [sum(r["reward_mean"] for r in rewarded[max(0, i - window + 1):i + 1]) / min(i + 1, window)
-                  for i in range(len(rewarded))]
-        ax.plot(steps, smooth, lw=1.6, label=f"reward ({window}-step mean)")
+        ax.plot(steps, trailing_mean([r["reward_mean"] for r in rewarded], window), lw=1.6,
+                label=f"reward ({window}-step mean)")
         kl = [(r["step"], r["kl"]) for r in rewarded if "kl" in r]
         if kl:
             twin = ax.twinx()
