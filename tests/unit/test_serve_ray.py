@@ -70,3 +70,15 @@ def test_ray_flags_need_ray():
     assert (ray_config.replicas, ray_config.max_replicas, ray_config.address) == (2, 4, None)
     with pytest.raises(ValueError, match="replicas must be an integer >= 1, got 0"):
         ray_serve_config(parse(["serve", "--ray", "--replicas", "0"]))
+
+
+def test_serve_flags_reach_the_config():
+    from qwenimage.cli.main import build_parser
+    from qwenimage.cli.serve_cmd import serve_config
+
+    parse = build_parser().parse_args
+    config = serve_config(parse(["serve", "--batch-wait", "0", "--max-batch", "6"]))
+    assert (config.batch_wait_s, config.max_batch) == (0.0, 6)
+    assert serve_config(parse(["serve"])).batch_wait_s == 0.01
+    with pytest.raises(ValueError, match=r"batch_wait_s must be in \[0, 10\] seconds, got -1.0"):
+        serve_config(parse(["serve", "--batch-wait", "-1"]))

@@ -51,6 +51,9 @@ def add_server_arguments(p: argparse.ArgumentParser, port: int) -> None:
                    help="require 'Authorization: Bearer KEY' on every route but /health (default: "
                         "$QWENIMAGE_API_KEY, else no key)")
     p.add_argument("--max-batch", type=int, default=4, help="images per pipeline call; 1 = no batching (default: 4)")
+    p.add_argument("--batch-wait", type=float, default=0.01, metavar="SECONDS",
+                   help="how long a lone request waits for companions to batch with; 0 runs it at once "
+                        "(default: %(default)s)")
     p.add_argument("--max-queue", type=int, default=64,
                    help="waiting requests before new ones get 429 with Retry-After (default: %(default)s)")
     p.add_argument("--max-pixels", type=int, default=40_000_000,
@@ -70,21 +73,11 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from qwenimage.serve import PipelineWorker, ServeConfig, create_app
+        from qwenimage.serve import PipelineWorker, create_app
     except ImportError as err:
         raise ValueError(f"qwenimage serve needs the server packages ({err.name} is missing): "
                          "pip install 'qwenimage[serve]'") from err
-    from qwenimage.cli.generate_cmd import resolve_model
-
-    source = args.model
-    resolve_model(args)  # the default model, or a Hub repo id at --revision, as a local folder
-    hub_id = source is not None and not Path(source).exists()  # /v1/models names it by its repo id
-    config = ServeConfig(model=args.model, host=args.host, port=args.port, api_key=args.api_key,
-                         device=args.device, dtype=args.dtype, max_batch=args.max_batch, max_queue=args.max_queue,
-                         max_pixels=args.max_pixels, max_upload_bytes=args.max_upload_bytes,
-                         output_dir=args.output_dir, quantize=args.quantize,
-                         compile=args.compile, scheduler=scheduler_overrides(args),
-                         cache_threshold=args.cache_threshold, model_id=str(source) if hub_id else None)
+    config = serve_config(args)
     if ray_config is not None:
         return run_ray(config, ray_config)
     worker = PipelineWorker.from_config(config)
@@ -95,6 +88,22 @@ def run_serve(args: argparse.Namespace) -> int:
         log.info("web UI on http://%s:%d%s", config.host, config.port, args.ui_path)
     uvicorn.run(app, host=config.host, port=config.port, log_level="info")
     return 0
+
+
+def serve_config(args: argparse.Namespace):
+    """The ServeConfig the flags describe; the model resolved to a local folder (a Hub id downloads here)."""
+    from qwenimage.cli.generate_cmd import resolve_model
+    from qwenimage.serve import ServeConfig
+
+    source = args.model
+    resolve_model(args)  # the default model, or a Hub repo id at --revision, as a local folder
+    hub_id = source is not None and not Path(source).exists()  # /v1/models names it by its repo id
+    return ServeConfig(model=args.model, host=args.host, port=args.port, api_key=args.api_key,
+                       device=args.device, dtype=args.dtype, max_batch=args.max_batch, batch_wait_s=args.batch_wait,
+                       max_queue=args.max_queue, max_pixels=args.max_pixels, max_upload_bytes=args.max_upload_bytes,
+                       output_dir=args.output_dir, quantize=args.quantize,
+                       compile=args.compile, scheduler=scheduler_overrides(args),
+                       cache_threshold=args.cache_threshold, model_id=str(source) if hub_id else None)
 
 
 def ray_serve_config(args: argparse.Namespace):
