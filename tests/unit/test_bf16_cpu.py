@@ -90,3 +90,60 @@ def test_autocast_training_keeps_the_gemms_on_onednn_in_bf16():
     for got, want in zip(grads, expected):
         assert got.dtype == want.dtype == torch.float32  # the fp32 master weights get fp32 gradients
         torch.testing.assert_close(got, want, atol=0.1, rtol=0.05)
+
+
+def attention_inputs(dtype, masked: bool):
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 300, 32) * scale for scale in (2, 2, 1))  # 300: not a multiple of the chunk
+    mask = None
+    if masked:  # the second sample's last 40 keys are padding
+        mask = torch.ones(2, 1, 1, 300, dtype=torch.bool)
+        mask[1, ..., -40:] = False
+    return [x.to(dtype) for x in (q, k, v)], mask
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_blocked_attention_is_sdpa_in_fp32(masked):
+    """The blocked path's maths, without bf16 rounding, on any CPU: chunks, scale and key mask."""
+    from qwenimage.model.attention import blocked_attention
+
+    (q, k, v), mask = attention_inputs(torch.float32, masked)
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    torch.testing.assert_close(blocked_attention(q, k, v, mask, chunk=64), expected, atol=1e-5, rtol=1e-5)
+
+
+@needs_bf16
+@pytest.mark.parametrize("masked", [False, True])
+def test_bf16_attention_on_cpu_takes_blocked_matmuls_and_stays_close(masked):
+    from qwenimage.model.attention import attend
+
+    (q, k, v), mask = attention_inputs(torch.bfloat16, masked)
+    expected = F.scaled_dot_product_attention(*(x.float() for x in (q, k, v)), attn_mask=mask)
+    with GemmDtypes() as seen:
+        out = attend(q, k, v, mask)
+    names = {name for name, _ in seen.calls}
+    assert "matmul" in names or "bmm" in names
+    assert not any(name.startswith("_scaled_dot_product") for name in names)
+    assert all(dtypes == {torch.bfloat16} for _, dtypes in seen.calls)
+    error = (out.float() - expected).pow(2).mean() / expected.pow(2).mean()
+    assert 10 * torch.log10(1 / error) > 30  # dB: bf16 rounding of scores and probabilities, nothing worse
+
+
+@needs_bf16
+def test_bf16_attention_backward_and_its_memory_budget(monkeypatch):
+    import qwenimage.model.attention as attention
+
+    (q, k, v), _ = attention_inputs(torch.bfloat16, False)
+    q, k, v = (x.requires_grad_() for x in (q, k, v))
+    assert attention.use_cpu_bf16_attention(q, k)
+    grads = torch.autograd.grad(attention.attend(q, k, v, None).float().square().sum(), (q, k, v))
+    q32, k32, v32 = (x.detach().float().requires_grad_() for x in (q, k, v))
+    expected = torch.autograd.grad(F.scaled_dot_product_attention(q32, k32, v32).square().sum(), (q32, k32, v32))
+    for got, want in zip(grads, expected):
+        assert got.dtype == torch.bfloat16
+        assert (got.float() - want).norm() < 0.05 * want.norm()
+    monkeypatch.setattr(attention, "CPU_TRAIN_SCORES_BUDGET", 2 * 3 * 300 * 300 - 1)  # the scores no longer fit
+    assert not attention.use_cpu_bf16_attention(q, k)
+    with torch.no_grad():  # inference keeps only one block at a time: always blocked
+        assert attention.use_cpu_bf16_attention(q, k)
+    assert not attention.use_cpu_bf16_attention(q.float(), k.float())
