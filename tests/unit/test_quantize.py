@@ -143,3 +143,57 @@ def test_generate_without_verbose_prints_no_report(tiny_pipeline_dir, tmp_path, 
     assert main(["generate", "--model", str(tiny_pipeline_dir), "--prompt", "a door", "--width", "32", "--height",
                  "32", "--steps", "1", "--out", str(tmp_path)]) == 0
     assert "time to first image" not in capsys.readouterr().err
+
+
+needs_int8_dot = pytest.mark.skipif(not __import__("qwenimage.model.int8_gemm", fromlist=["x"]).cpu_has_int8_dot(),
+                                    reason="this CPU has no VNNI / AMX int8 instructions")
+
+
+@needs_int8_dot
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_int8_dynamic_weights_run_our_int8_gemm_and_agree_with_torchao(dtype):
+    """The CPU kernel (one torch._int_mm per linear) against torchao's own eager path on the same weights."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from qwenimage.model.int8_gemm import int8_dynamic_linear, int8_dynamic_parts
+    from qwenimage.model.linear import Linear, linear
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    layer = Linear(96, 40).to(dtype)
+    torch.nn.init.normal_(layer.weight, std=0.1)
+    torch.nn.init.normal_(layer.bias, std=0.1)
+    x = torch.randn(2, 7, 96).to(dtype)  # 14 tokens, one of them all zeros (scale clamped, not 0/0)
+    x[1, 3] = 0
+    with torch.inference_mode():
+        reference = layer(x).float()
+        quantize_model(torch.nn.ModuleDict({"transformer_blocks": torch.nn.ModuleList([layer])}), "int8-dynamic")
+        assert int8_dynamic_parts(layer.weight) is not None
+        with Ops() as ops:
+            out = layer(x)
+        torchao = torch.nn.functional.linear(x, layer.weight, layer.bias).float()  # torchao's dispatch
+        fused = linear(x, layer.weight, layer.bias, gelu_tanh=True)
+    assert "_int_mm" in ops.names and out.dtype == dtype and out.shape == (2, 7, 40)
+    assert torch.isfinite(out).all()
+    assert psnr(reference, out.float()) > 35 and psnr(torchao, out.float()) > 40
+    torch.testing.assert_close(fused, torch.nn.functional.gelu(out, approximate="tanh"))
+    qdata, scale = int8_dynamic_parts(layer.weight)
+    one = int8_dynamic_linear(x[0, :1], qdata, scale, None)  # a single token: M = 1
+    torch.testing.assert_close(one.float(), out[0, :1].float() - layer.bias.float(), atol=2e-2, rtol=2e-2)
+
+
+def test_weight_only_and_plain_weights_stay_off_the_int8_kernel():
+    from qwenimage.model.int8_gemm import int8_dynamic_parts
+
+    layer = torch.nn.Linear(32, 16)
+    assert int8_dynamic_parts(layer.weight) is None
+    quantize_model(torch.nn.ModuleDict({"transformer_blocks": torch.nn.ModuleList([layer])}), "int8")
+    assert is_quantized_weight(layer.weight) and int8_dynamic_parts(layer.weight) is None
