@@ -23,6 +23,7 @@ import torch
 
 from common import add_model_args, machine, medium_config
 
+from qwenimage.devices import cpu_has_bf16
 from qwenimage.model import MMDiTConfig, QwenImageMMDiT
 from qwenimage.weights.quantize import model_bytes, quantize_model
 
@@ -65,13 +66,18 @@ def speed(args: argparse.Namespace) -> None:
         models["fp32"].save_pretrained(folder)
         for mode in ("int8", "int8-dynamic"):
             models[mode] = QwenImageMMDiT.from_pretrained(folder, quantize=mode)
+        if cpu_has_bf16():  # int8 GEMMs, with the rest (attention, norms) in bf16 on a CPU that computes it
+            models["bf16"] = QwenImageMMDiT.from_pretrained(folder, dtype=torch.bfloat16)
+            models["int8-dyn+bf16"] = QwenImageMMDiT.from_pretrained(folder, quantize="int8-dynamic",
+                                                                      dtype=torch.bfloat16)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(1, args.side * args.side, config.in_channels, generator=generator)  # [B, S_img, C_in]
     text = torch.randn(1, args.text, config.joint_attention_dim, generator=generator)  # [B, S_txt, D_txt]
 
     def run(model):
+        dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
         with torch.inference_mode():
-            return model(x, text, torch.tensor([0.5]), [(1, args.side, args.side)])
+            return model(x.to(dtype), text.to(dtype), torch.tensor([0.5]), [(1, args.side, args.side)]).float()
 
     outputs = {name: run(model) for name, model in models.items()}
     times = dict(zip(models, interleaved_medians([lambda m=m: run(m) for m in models.values()], args.repeats)))
