@@ -35,8 +35,8 @@ CPU_TRAIN_SCORES_BUDGET = 2**27  # score elements (all chunks) kept for backward
 
 def use_cpu_bf16_attention(q: torch.Tensor, k: torch.Tensor) -> bool:
     """Whether `attend` takes the blocked-matmul path: bf16 on a CPU with bf16 GEMMs. There, torch's SDPA kernel
-    is no faster in bf16 than in fp32 (measured on AVX512-BF16 without AMX), while oneDNN's bf16 matmuls are
-    1.5-3x faster. With autograd on, the path keeps every score block for backward, so it is used only while
+    is no faster in bf16 than in fp32 (measured on AVX512-BF16 without AMX), while these blocks of bf16 matmuls
+    ran 1.2x (8 heads x 64) to 2.3x (12 x 128) faster than fp32 SDPA at 1,152 tokens on one core. With autograd on, the path keeps every score block for backward, so it is used only while
     they fit CPU_TRAIN_SCORES_BUDGET."""
     if q.device.type != "cpu" or q.dtype != torch.bfloat16 or not cpu_has_bf16():
         return False
@@ -52,7 +52,7 @@ def blocked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mas
 
     q [B, H, S_q, Dh], k/v [B, H, S_k, Dh], key_mask [B, 1, 1, S_k] bool (True = attend) or None -> [B, H, S_q, Dh].
     Scores and probabilities are rounded to q's dtype, as any bf16 matmul rounds its output (SDPA keeps them in
-    fp32: ~6 dB more PSNR on a single peaked attention, no visible difference on a forward; tested).
+    fp32: ~6 dB more PSNR on a single peaked attention; the medium benchmark's velocity is at 62.3 dB either way).
     """
     keys_t = k.transpose(-1, -2)                                              # [B, H, Dh, S_k]
     bias = None
