@@ -74,13 +74,15 @@ def speed(args: argparse.Namespace) -> None:
     x = torch.randn(1, args.side * args.side, config.in_channels, generator=generator)  # [B, S_img, C_in]
     text = torch.randn(1, args.text, config.joint_attention_dim, generator=generator)  # [B, S_txt, D_txt]
 
-    def run(model):
-        dtype = next(p for p in model.parameters() if p.is_floating_point()).dtype
-        with torch.inference_mode():
-            return model(x.to(dtype), text.to(dtype), torch.tensor([0.5]), [(1, args.side, args.side)]).float()
+    dtypes = {name: model.proj_out.weight.dtype for name, model in models.items()}  # fp32 or bf16 (never quantised)
+    inputs = {name: (x.to(dtype), text.to(dtype)) for name, dtype in dtypes.items()}
 
-    outputs = {name: run(model) for name, model in models.items()}
-    times = dict(zip(models, interleaved_medians([lambda m=m: run(m) for m in models.values()], args.repeats)))
+    def run(name):
+        with torch.inference_mode():
+            return models[name](*inputs[name], torch.tensor([0.5]), [(1, args.side, args.side)])
+
+    outputs = {name: run(name).float() for name in models}
+    times = dict(zip(models, interleaved_medians([lambda n=n: run(n) for n in models], args.repeats)))
     fp32_bytes = model_bytes(models["fp32"])
     print(f"medium config ({config.num_layers} blocks, D={config.inner_dim}, {args.side ** 2} image + {args.text} "
           f"text tokens), median of {args.repeats}:")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
@@ -40,10 +42,22 @@ def _check_available(device: torch.device, name: str) -> None:
         raise ValueError(f"device {name!r} does not exist: this machine has {count} {device.type} device(s)")
 
 
+@functools.cache  # the hardware does not change; the attention asks at every call
 def cpu_has_bf16() -> bool:
     """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX) through oneDNN. Without it bf16 matmuls are
     emulated: a training step under bf16 autocast measured ~10x slower than in fp32 on an AVX2 AMD EPYC."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
+        return False
+
+
+@functools.cache
+def cpu_has_int8_dot() -> bool:
+    """Whether this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX) that oneDNN's int8 GEMM
+    (`torch._int_mm`) uses; without them the int8-dynamic kernel in model/int8_gemm.py is not measured."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_vnni_supported", "_is_amx_tile_supported")]
+    try:
+        return any(bool(check()) for check in checks if check is not None)
+    except RuntimeError:
         return False

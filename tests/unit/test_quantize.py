@@ -8,6 +8,7 @@ import textwrap
 import pytest
 import torch
 
+from qwenimage.devices import cpu_has_int8_dot
 from qwenimage.model import MMDiTConfig, QwenImageMMDiT, mmdit_preset
 from qwenimage.weights.quantize import (QUANTIZATION_NAME, check_quantize, is_quantized_weight, model_bytes,
                                         quantize_model)
@@ -145,8 +146,7 @@ def test_generate_without_verbose_prints_no_report(tiny_pipeline_dir, tmp_path, 
     assert "time to first image" not in capsys.readouterr().err
 
 
-needs_int8_dot = pytest.mark.skipif(not __import__("qwenimage.model.int8_gemm", fromlist=["x"]).cpu_has_int8_dot(),
-                                    reason="this CPU has no VNNI / AMX int8 instructions")
+needs_int8_dot = pytest.mark.skipif(not cpu_has_int8_dot(), reason="this CPU has no VNNI / AMX int8 instructions")
 
 
 @needs_int8_dot

@@ -15,20 +15,9 @@ from __future__ import annotations
 
 import torch
 
+from qwenimage.devices import cpu_has_int8_dot
+
 _EPS = 1e-12
-
-
-def cpu_has_int8_dot() -> bool:
-    """Whether this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX-INT8) for oneDNN."""
-    cpu = torch.cpu
-    checks = [getattr(cpu, name, None) for name in ("_is_vnni_supported", "_is_amx_tile_supported")]
-    try:
-        return any(bool(check()) for check in checks if check is not None)
-    except RuntimeError:
-        return False
-
-
-_INT8_DOT = cpu_has_int8_dot()
 
 
 def int8_dynamic_parts(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -54,12 +43,15 @@ def int8_dynamic_parts(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     return parts
 
 
-def int8_kernel_applies(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
-    if not _INT8_DOT or x.device.type != "cpu" or not x.is_floating_point():
-        return False
+def int8_kernel_parts(x: torch.Tensor, weight: torch.Tensor,
+                      bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The weight's (qdata, scale) when this kernel computes `linear(x, weight, bias)`: a torchao int8-dynamic
+    weight, a float input on a CPU with int8 dot products, no gradient wanted; else None."""
+    if type(weight).__name__ != "Int8Tensor" or x.device.type != "cpu" or not x.is_floating_point():
+        return None
     if torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad)):
-        return False
-    return int8_dynamic_parts(weight) is not None
+        return None
+    return int8_dynamic_parts(weight) if cpu_has_int8_dot() else None
 
 
 def int8_dynamic_linear(x: torch.Tensor, qdata: torch.Tensor, weight_scale: torch.Tensor,

@@ -13,8 +13,8 @@ only where it is exact in the usual fp32 sense (another summation order, ~1e-6 r
   autocast to bf16 on such a CPU: the inputs are then cast to bf16 here, as autocast would, and stay on oneDNN.
 
 A torchao int8-dynamic weight (`--quantize int8-dynamic`) runs through `model/int8_gemm.py` on CPUs with int8
-dot-product instructions. Everything else, and every non-x86 machine or PyTorch build without oneDNN, goes through `F.linear`. Set the environment
-variable QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`, or use `with onednn_linear(False):`) to
+dot-product instructions. Everything else, and every non-x86 machine or PyTorch build without oneDNN, goes
+through `F.linear`. Set the environment variable QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`, or use `with onednn_linear(False):`) to
 always use `F.linear`.
 """
 
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qwenimage.devices import cpu_has_bf16
-from qwenimage.model.int8_gemm import int8_dynamic_linear, int8_dynamic_parts, int8_kernel_applies
+from qwenimage.model.int8_gemm import int8_dynamic_linear, int8_kernel_parts
 
 _PLAIN = (torch.Tensor, nn.Parameter)
 
@@ -149,8 +149,9 @@ class OneDNNLinear(torch.autograd.Function):
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            gelu_tanh: bool = False) -> torch.Tensor:
     """x [..., in] -> [..., out] = x @ weight.T + bias, optionally followed by tanh-approximated GELU."""
-    if int8_kernel_applies(x, weight, bias):  # a torchao int8-dynamic weight on a CPU with int8 dot products
-        out = int8_dynamic_linear(x, *int8_dynamic_parts(weight), bias)
+    int8_parts = int8_kernel_parts(x, weight, bias)  # a torchao int8-dynamic weight on a CPU with int8 dot products
+    if int8_parts is not None:
+        out = int8_dynamic_linear(x, *int8_parts, bias)
         return F.gelu(out, approximate="tanh") if gelu_tanh else out
     if _autocasts_to_bf16(x, weight, bias):  # make autocast's casts here, so that the GEMMs stay on oneDNN
         with torch.autocast("cpu", enabled=False):
