@@ -95,7 +95,7 @@ def bench_compile(model: Path, defaults: dict, prompts: int, repeats: int) -> No
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=None, help="pipeline folder (default: the shipped mini)")
-    parser.add_argument("--thresholds", type=float, nargs="+", default=[DEFAULT_CACHE_THRESHOLD, 0.15, 0.3])
+    parser.add_argument("--thresholds", type=float, nargs="+", default=[0.1, DEFAULT_CACHE_THRESHOLD, 0.3])
     parser.add_argument("--prompts", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds; the median is printed")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile comparison")

@@ -128,3 +128,18 @@ def test_a_word_too_wide_for_the_fixed_size_is_discarded_with_the_reason():
         except Discard as discard:
             reasons.add(str(discard))
     assert any("does not fit" in r for r in reasons)
+
+
+def test_focus_letters_raise_their_share_inside_words():
+    """focus_share 1: every word holds a focus letter after its first; 0: many words hold none (the test could fail)."""
+    def inner_hits(share: float) -> list[bool]:
+        words = strategy(focus_letters="lm", focus_share=share, case_share=0.0, vocab_size=3000)
+        texts = [words.text(np.random.default_rng(seed), "en", words.options) for seed in range(60)]
+        return [any(ch in text[1:] for ch in "lm") for text in texts]
+
+    assert all(inner_hits(1.0))
+    assert sum(inner_hits(0.0)) < 45
+    with pytest.raises(ValueError, match="focus_letters"):
+        WordsOptions.from_dict({"focus_share": 0.5})
+    with pytest.raises(ValueError, match="focus_letters"):
+        WordsOptions.from_dict({"focus_share": 0.5, "focus_letters": "L"})

@@ -49,6 +49,8 @@ class WordsOptions:
     captions: tuple[str, ...] = ()  # English caption templates with "{text}"; empty: the built-in wordings
     font_size: int = 0  # fixed font size in pixels; 0: the largest that fits (a letter's size then varies)
     align: str = "center"  # "center", or "left": the text starts at a fixed margin (a letter's place is fixed)
+    focus_letters: str = ""  # letters to practise: `focus_share` of English words hold one of them after the first
+    focus_share: float = 0.0  # share of English words drawn from the focus list (words with a focus letter inside)
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "WordsOptions":
@@ -61,7 +63,7 @@ class WordsOptions:
             if name in values:
                 values[name] = (values[name],) if isinstance(values[name], str) else tuple(values[name])
         options = cls(**values)
-        shares = ("jitter", "phrase_share", "case_share", "scene_captions")
+        shares = ("jitter", "phrase_share", "case_share", "scene_captions", "focus_share")
         if not all(0 <= getattr(options, name) <= 1 for name in shares):
             raise ValueError(f"words options: {', '.join(shares)} must lie in [0, 1], got {values}")
         bad = [c for c in options.captions if "{text}" not in c]
@@ -69,6 +71,9 @@ class WordsOptions:
             raise ValueError(f"words options: every caption template needs a {{text}} slot, got {bad}")
         if options.align not in ("center", "left"):
             raise ValueError(f"words options: align must be 'center' or 'left', got {options.align!r}")
+        if options.focus_share and not re.fullmatch(r"[a-z]+", options.focus_letters):
+            raise ValueError(f"words options: focus_share needs focus_letters (lower-case a-z), "
+                             f"got {options.focus_letters!r}")
         if options.font_size < 0:
             raise ValueError(f"words options: font_size must be >= 0 pixels (0: fit), got {options.font_size}")
         return options
@@ -90,6 +95,18 @@ def english_word_list(vocab_size: int, temperature: float, exclude: frozenset[st
     return WordList([w for w, _ in kept], weights / weights.sum())
 
 
+@functools.cache
+def focus_word_list(vocab_size: int, temperature: float, exclude: frozenset[str], letters: str) -> WordList:
+    """The words of `english_word_list` holding one of `letters` after their first letter (where a glyph sits between
+    neighbours: the place a small model gets a letter's height or shape wrong), with their relative weights."""
+    words = english_word_list(vocab_size, temperature, exclude)
+    keep = [i for i, w in enumerate(words.words) if any(ch in w[1:] for ch in letters)]
+    if not keep:
+        raise ValueError(f"words options: no word of the vocabulary holds any of {letters!r} after its first letter")
+    probs = words.probs[keep]
+    return WordList([words.words[i] for i in keep], probs / probs.sum())
+
+
 class WordsStrategy(StrategyBase):
     name = "words"
 
@@ -106,7 +123,10 @@ class WordsStrategy(StrategyBase):
                     return word
             return word[:2]
         excluded = read_word_set(options.exclude_words) | frozenset(self.config.exclude_words)  # + --exclude-words
-        words = english_word_list(options.vocab_size, options.temperature, excluded)
+        if options.focus_share and rng.random() < options.focus_share:
+            words = focus_word_list(options.vocab_size, options.temperature, excluded, options.focus_letters)
+        else:
+            words = english_word_list(options.vocab_size, options.temperature, excluded)
         count = 1 + int(rng.integers(1, 3)) if rng.random() < options.phrase_share else 1
         for _ in range(20):
             text = " ".join(words.sample_many(rng, count))
