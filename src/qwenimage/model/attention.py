@@ -36,8 +36,8 @@ CPU_TRAIN_SCORES_BUDGET = 2**27  # score elements (all chunks) kept for backward
 def use_cpu_bf16_attention(q: torch.Tensor, k: torch.Tensor) -> bool:
     """Whether `attend` takes the blocked-matmul path: bf16 on a CPU with bf16 GEMMs. There, torch's SDPA kernel
     is no faster in bf16 than in fp32 (measured on AVX512-BF16 without AMX), while these blocks of bf16 matmuls
-    ran 1.2x (8 heads x 64) to 2.3x (12 x 128) faster than fp32 SDPA at 1,152 tokens on one core. With autograd on, the path keeps every score block for backward, so it is used only while
-    they fit CPU_TRAIN_SCORES_BUDGET."""
+    ran 1.2x (8 heads x 64) to 2.3x (12 x 128) faster than fp32 SDPA at 1,152 tokens on one core. With autograd
+    on, the path keeps every score block for backward, so it is used only while they fit CPU_TRAIN_SCORES_BUDGET."""
     if q.device.type != "cpu" or q.dtype != torch.bfloat16 or not cpu_has_bf16():
         return False
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad):

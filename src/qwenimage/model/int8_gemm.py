@@ -48,7 +48,7 @@ def int8_kernel_parts(x: torch.Tensor, weight: torch.Tensor,
     """The weight's (qdata, scale) when this kernel computes `linear(x, weight, bias)`: a torchao int8-dynamic
     weight, a float input on a CPU with int8 dot products, no gradient wanted; else None."""
     if type(weight).__name__ != "Int8Tensor" or x.device.type != "cpu" or not x.is_floating_point():
-        return None
+        return None  # the name test first: every linear call of a plain weight leaves here
     if torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad)):
         return None
     return int8_dynamic_parts(weight) if cpu_has_int8_dot() else None

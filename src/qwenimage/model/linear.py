@@ -14,8 +14,8 @@ only where it is exact in the usual fp32 sense (another summation order, ~1e-6 r
 
 A torchao int8-dynamic weight (`--quantize int8-dynamic`) runs through `model/int8_gemm.py` on CPUs with int8
 dot-product instructions. Everything else, and every non-x86 machine or PyTorch build without oneDNN, goes
-through `F.linear`. Set the environment variable QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`, or use `with onednn_linear(False):`) to
-always use `F.linear`.
+through `F.linear`. Set the environment variable QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`,
+or use `with onednn_linear(False):`) to always use `F.linear`.
 """
 
 from __future__ import annotations
