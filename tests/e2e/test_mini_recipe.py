@@ -1,6 +1,7 @@
 """The qwenimage-mini recipe (configs/train/mini_recipe.yaml and the configs it runs) end to end at toy length:
-synth -> base -> VAE -> VAE refine -> decoder -> transformer curriculum -> its continuation -> the continuation
-with the text encoder trained jointly -> assembled folder -> generate. So it cannot rot."""
+synth -> base -> VAE -> VAE refine -> decoder phases -> transformer curriculum -> its continuation -> the
+continuation with the text encoder trained jointly -> the fixed-layout and scene-wording runs, each from the
+folder the previous one assembled -> the final folder -> generate. So it cannot rot."""
 
 import json
 from pathlib import Path
@@ -21,17 +22,22 @@ LONG = ["stages.0.steps=2", "data.batch_size=2", "output.export_every=2", "outpu
 
 
 def extra() -> str:
-    steps = {"synth-s1": SYNTH, "synth-s2": SYNTH, "synth-s3": SYNTH, "vae": VAE, "vae-refine": VAE,
-             "vae-decoder": VAE, "vae-decoder-words": VAE, "transformer": TRANSFORMER, "transformer-long": LONG,
-             "transformer-joint": LONG + ["stop_after=2"], "transformer-joint-scaled": LONG}
+    steps = {"synth-s1": SYNTH, "synth-s2": SYNTH, "synth-s3": SYNTH, "synth-mono": SYNTH, "synth-scenes": SYNTH,
+             "synth-vae-pure": SYNTH, "vae": VAE, "vae-refine": VAE, "vae-decoder": VAE, "vae-decoder-words": VAE,
+             "vae-decoder-mono": VAE, "transformer": TRANSFORMER, "transformer-long": LONG,
+             "transformer-joint": LONG + ["stop_after=2"], "transformer-joint-scaled": LONG,
+             "transformer-mono": LONG + ["stop_after=2"], "transformer-scenes": LONG + ["stop_after=2"],
+             "transformer-scenes-more": LONG}
     return "extra=" + json.dumps(steps)
 
 
 def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--config", str(RECIPE), extra()]) == 0
-    ran = ("synth-s1, synth-s2, synth-s3, base, vae, vae-refine, vae-decoder, vae-decoder-words, transformer, "
-           "transformer-long, transformer-joint, joint-start, transformer-joint-scaled, assemble")
+    ran = ("synth-s1, synth-s2, synth-s3, synth-mono, synth-scenes, synth-vae-pure, base, vae, vae-refine, "
+           "vae-decoder, vae-decoder-words, vae-decoder-mono, transformer, transformer-long, transformer-joint, "
+           "joint-start, transformer-joint-scaled, assemble, transformer-mono, mono-model, transformer-scenes, "
+           "scenes-model, transformer-scenes-more, assemble-final")
     assert f"ran {ran}" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
@@ -47,6 +53,12 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
     scaled = [json.loads(line)["stage"] for line in
               (tmp_path / "outputs/mini/train-joint-scaled/log.jsonl").read_text().splitlines()]
     assert scaled == ["one-font-scaled", "one-font-scaled"]
+    for run, stage in [("train-mono", "mono-fixed-layout"), ("train-scenes", "scene-wordings"),
+                       ("train-scenes-more", "scene-wordings-more")]:
+        rows = [json.loads(line) for line in (tmp_path / "outputs/mini" / run / "log.jsonl").read_text().splitlines()]
+        assert [row["stage"] for row in rows] == [stage, stage]
+    started = yaml.safe_load((tmp_path / "outputs/mini/train-scenes-more/config.yaml").read_text())
+    assert started["model"]["pipeline"] == "outputs/mini/model-scenes"  # each run starts where the last one ended
     from safetensors.torch import load_file  # the shipped text encoder is the jointly trained one, not the base's
 
     trained = load_file(str(model / "text_encoder" / "model.safetensors"))
