@@ -41,22 +41,19 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
     assert f"ran {ran}" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
-    stages = [json.loads(line)["stage"] for line in (tmp_path / "outputs/mini/train/log.jsonl").read_text().splitlines()]
-    assert stages == ["one-font", "one-font", "fonts-colours", "fonts-colours"]
+    def logged_stages(run: str) -> list[str]:  # the stage of every logged step of outputs/mini/<run>
+        log = (tmp_path / "outputs/mini" / run / "log.jsonl").read_text().splitlines()
+        return [json.loads(line)["stage"] for line in log]
+
+    assert logged_stages("train") == ["one-font", "one-font", "fonts-colours", "fonts-colours"]
     settings = yaml.safe_load((tmp_path / "outputs/mini/train/config.yaml").read_text())
     assert settings["stages"][0]["sources"] == ["data/mini/words-s1"]
-    continued = [json.loads(line) for line in (tmp_path / "outputs/mini/train-long/log.jsonl").read_text().splitlines()]
-    assert [row["stage"] for row in continued] == ["one-font-long", "one-font-long"]
+    assert logged_stages("train-long") == ["one-font-long", "one-font-long"]
     assert (tmp_path / "outputs/mini/train/transformer-raw/config.json").is_file()  # where the continuation started
-    joint = [json.loads(line)["stage"] for line in (tmp_path / "outputs/mini/train-joint/log.jsonl").read_text().splitlines()]
-    assert joint == ["one-font-joint", "one-font-joint"]
-    scaled = [json.loads(line)["stage"] for line in
-              (tmp_path / "outputs/mini/train-joint-scaled/log.jsonl").read_text().splitlines()]
-    assert scaled == ["one-font-scaled", "one-font-scaled"]
-    for run, stage in [("train-mono", "mono-fixed-layout"), ("train-scenes", "scene-wordings"),
+    for run, stage in [("train-joint", "one-font-joint"), ("train-joint-scaled", "one-font-scaled"),
+                       ("train-mono", "mono-fixed-layout"), ("train-scenes", "scene-wordings"),
                        ("train-scenes-more", "scene-wordings-more")]:
-        rows = [json.loads(line) for line in (tmp_path / "outputs/mini" / run / "log.jsonl").read_text().splitlines()]
-        assert [row["stage"] for row in rows] == [stage, stage]
+        assert logged_stages(run) == [stage, stage]
     started = yaml.safe_load((tmp_path / "outputs/mini/train-scenes-more/config.yaml").read_text())
     assert started["model"]["pipeline"] == "outputs/mini/model-scenes"  # each run starts where the last one ended
     from safetensors.torch import load_file  # the shipped text encoder is the jointly trained one, not the base's
