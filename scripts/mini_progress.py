@@ -116,9 +116,10 @@ def plot(curve: list[dict], vae_ocr: float | None, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     curve = sorted(curve, key=lambda c: c["step"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
     for ax, key, label in ((axes[0], "samples", "training samples"), (axes[1], "cpu_hours", "CPU-hours")):
         xs = [c[key] for c in curve]
         with_ned = [c for c in curve if "heldout_ned" in c]  # the first points were measured before 1 - NED was
@@ -135,12 +136,15 @@ def plot(curve: list[dict], vae_ocr: float | None, path: Path) -> None:
         if vae_ocr is not None:
             ax.axhline(vae_ocr, color="gray", linestyle="--", label=f"ceiling: VAE reconstruction, exact ({vae_ocr:.2f})")
         ax.set_xlabel(label)
+        if key == "samples":
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:.0f}k"))
         ax.set_ylim(0, 1.03)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("OCR score")
-    axes[0].legend(loc="upper left", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)  # below the plots, off the curves
     fig.suptitle("qwenimage-mini: 128x128, 20 steps, CFG 4")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
 
