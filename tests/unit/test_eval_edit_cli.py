@@ -78,6 +78,25 @@ def test_suite_edited_by_the_tiny_model_end_to_end(tiny_pipeline_dir, tmp_path, 
     assert code == 2 and "holds a text-edit suite built with" in err
 
 
+def test_vae_ceiling_scores_the_ground_truth_after_a_round_trip(tiny_pipeline_dir, tmp_path, capsys):
+    from qwenimage.eval.edit_generate import reconstruct_edits
+
+    argv = ["--suite", "text-edit", "--through-vae", str(tiny_pipeline_dir), "--n", "2", "--size", "128", "--no-ocr",
+            "--no-progress", "--out", str(tmp_path)]
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "PSNR outside the region" in out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["command"].startswith("qwenimage eval edit --suite text-edit --through-vae")
+    records = results["records"]
+    assert [r["edited"].endswith(f"edited/te-000{i}.png") for i, r in enumerate(records)] == [True, True]
+    # a random tiny VAE does not give the ground truth back: finite PSNR (the ground truth itself scores inf)
+    assert all(0 < r["psnr"] < 40 for r in records)
+    round_trip = Image.open(tmp_path / "edited" / "te-0001.png")
+    truth = Image.open(tmp_path / "suite" / "te-0001.edited.png")
+    assert round_trip.size == truth.size == (128, 128)
+    assert reconstruct_edits(None, read_pairs(tmp_path / "suite"), tmp_path / "edited", progress=False) == 0  # resumes
+
+
 def _write(path, size=(64, 64), value=128):
     Image.new("RGB", size, (value, value, value)).save(path)
 
@@ -113,6 +132,9 @@ def test_bad_pairs_give_a_one_line_error_and_exit_2(tmp_path, capsys, case, expe
 @pytest.mark.parametrize("argv, expected", [
     ([], "--pairs DIR_OR_MANIFEST or --suite text-edit"),
     (["--suite", "text-edit"], "--build DIR"),
+    (["--suite", "text-edit", "--build", "x", "--through-vae", "y"], "one of --build DIR"),
+    (["--suite", "text-edit", "--through-vae", "nowhere"], "--through-vae nowhere: no such folder"),
+    (["--pairs", "x", "--through-vae", "y"], "not with --pairs"),
     (["--suite", "text-edit", "--build", "x", "--size", "100"], "size = 100"),
     (["--suite", "text-edit", "--build", "x", "--lang", "fr"], "languages ['fr']"),
 ])

@@ -3,6 +3,7 @@
     qwenimage eval edit --pairs DIR_OR_MANIFEST [--edited DIR] [--out DIR]
     qwenimage eval edit --suite text-edit --build DIR [--n 48 --size 512]
     qwenimage eval edit --suite text-edit --model DIR [--n 48 --size 512 --steps 30 --cfg 4] [--out DIR]
+    qwenimage eval edit --suite text-edit --through-vae DIR [--n 48 --size 512] [--out DIR]
     qwenimage eval vae --model DIR [--images DIR] [--n 16] [--size 256] [--out DIR]
 """
 
@@ -18,7 +19,8 @@ EDIT_HELP = """Edit consistency of (source, edited[, mask]) pairs: PSNR / SSIM /
 edited region, the global pixel shift (sub-pixel phase correlation) and, for pairs with a new_text, OCR of
 that text inside the region. Pairs: a folder of ID.source.png, ID.edited.png[, ID.mask.png], or a JSONL
 manifest (DIR/pairs.jsonl or a .jsonl file). --suite text-edit builds synthetic ground-truth pairs (--build)
-or edits their sources with a model and scores the edits (--model; resumable). Writes results.json and
+or edits their sources with a model and scores the edits (--model; resumable); --through-vae scores the ground
+truth after a round trip through a VAE: the ceiling of any edit model that draws through it. Writes results.json and
 report.html to --out. See docs/eval/edit_vae.md."""
 
 VAE_HELP = """VAE fidelity: reconstruct photos and synthetic text images through the model's VAE (encode, posterior
@@ -52,6 +54,9 @@ def add_edit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--suite", choices=["text-edit"], default=None, help="the synthetic text-edit suite")
     p.add_argument("--build", type=Path, default=None, metavar="DIR", help="with --suite: write its ground truth")
     p.add_argument("--model", type=Path, default=None, metavar="DIR", help="with --suite: edit its sources")
+    p.add_argument("--through-vae", type=Path, default=None, metavar="DIR",
+                   help="with --suite: score its ground-truth edits reconstructed by this VAE (a pipeline folder "
+                        "or a VAE folder): the best any edit model drawing through that VAE can score")
     p.add_argument("--n", type=_positive, default=48, help="suite pairs (default 48)")
     p.add_argument("--size", type=int, default=512, help="suite image side, a multiple of 16 (default 512)")
     p.add_argument("--lang", type=_languages, default=("en", "zh"), help="suite languages (default en,zh)")
@@ -99,6 +104,8 @@ def edit_command(args: argparse.Namespace) -> str:
         names = ["pairs", "edited", "no_ocr", "out"]
     elif args.build is not None:
         names = ["suite", "build", "n", "size", "lang"]
+    elif args.through_vae is not None:
+        names = ["suite", "through_vae", "n", "size", "lang", "dtype", "no_ocr", "out"]
     else:
         names = ["suite", "model", "n", "size", "lang", "steps", "cfg", "seed", "batch_size", "dtype", "no_ocr", "out"]
     return shlex.join(["qwenimage", "eval", "edit", *_flags(args, names)])
@@ -125,24 +132,26 @@ def run_eval_edit(args: argparse.Namespace) -> int:
 
     if (args.pairs is None) == (args.suite is None):
         raise ValueError("give either --pairs DIR_OR_MANIFEST or --suite text-edit")
-    if args.pairs is not None and (args.build or args.model):
-        raise ValueError("--build and --model go with --suite text-edit, not with --pairs")
+    modes = [name for name in ("build", "model", "through_vae") if getattr(args, name) is not None]
+    if args.pairs is not None and modes:
+        raise ValueError("--build, --model and --through-vae go with --suite text-edit, not with --pairs")
     if args.suite is not None:
         config = TextEditSuiteConfig(n=args.n, size=args.size, languages=args.lang)
-        if (args.build is None) == (args.model is None):
-            raise ValueError("--suite text-edit needs --build DIR (write the ground truth) or --model DIR (edit it)")
+        if len(modes) != 1:
+            raise ValueError("--suite text-edit needs one of --build DIR (write the ground truth), --model DIR (edit "
+                             "it) or --through-vae DIR (its VAE ceiling)")
         if args.build is not None:
             manifest = write_suite(build_text_edit_pairs(config), args.build)
             print(f"{config.n} text-edit pairs in {args.build} ({manifest.name}); score them with "
                   f"qwenimage eval edit --pairs {args.build}")
             return 0
-        pairs = _edit_with_model(args, config)
+        pairs = _edit_with_model(args, config) if args.model is not None else _vae_ceiling(args, config)
     else:
         pairs = read_pairs(args.pairs, args.edited)
     ocr = None if args.no_ocr else OcrEngine()
     records, thumbs = score_pairs(pairs, ocr, progress=not args.no_progress)
     settings = {"pairs": args.pairs, "edited": args.edited, "suite": args.suite, "model": args.model,
-                "n": len(pairs), "ocr": not args.no_ocr}
+                "through_vae": args.through_vae, "n": len(pairs), "ocr": not args.no_ocr}
     results = write_edit_report(args.out, records, thumbs, settings, edit_command(args))
     print(format_summary(results["summary"]))
     print(f"results.json and report.html in {args.out}")
@@ -161,6 +170,20 @@ def _edit_with_model(args: argparse.Namespace, config):
     device, dtype = _device_and_dtype(args)
     pipe = load_pipeline(args.model, dtype=dtype, device=device)
     generate_edits(pipe, pairs, args.out / EDITED_DIR, sampling, progress=not args.no_progress)
+    return read_pairs(args.out / SUITE_DIR, edited_dir=args.out / EDITED_DIR)
+
+
+def _vae_ceiling(args: argparse.Namespace, config):
+    from qwenimage.eval.edit_generate import EDITED_DIR, SUITE_DIR, ensure_suite, reconstruct_edits
+    from qwenimage.eval.edit_pairs import read_pairs
+    from qwenimage.eval.vae import load_vae
+
+    if not args.through_vae.is_dir():
+        raise ValueError(f"--through-vae {args.through_vae}: no such folder")
+    pairs = ensure_suite(args.out / SUITE_DIR, config)
+    device, dtype = _device_and_dtype(args)
+    vae = load_vae(args.through_vae, dtype=dtype, device=device)
+    reconstruct_edits(vae, pairs, args.out / EDITED_DIR, progress=not args.no_progress)
     return read_pairs(args.out / SUITE_DIR, edited_dir=args.out / EDITED_DIR)
 
 

@@ -82,3 +82,22 @@ def generate_edits(pipe, pairs: list[EditPair], out: Path, sampling: EditSamplin
             save_image(result.image, out / f"{pair.id}.png")
     bar.close()
     return len(todo)
+
+
+def reconstruct_edits(vae, pairs: list[EditPair], out: Path, batch_size: int = 8, progress: bool = True) -> int:
+    """Write OUT/ID.png as the VAE's round trip (encode, posterior mode, decode) of each pair's ground-truth edit:
+    what a perfect edit model drawing through this VAE would show, so its scores are the VAE's ceiling on the
+    suite. Only missing files are written; returns how many."""
+    from qwenimage.eval.vae import reconstruct
+    from qwenimage.images import load_image
+
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [pair for pair in pairs if not (out / f"{pair.id}.png").is_file()]
+    if not todo:
+        return 0
+    if any(pair.edited is None for pair in todo):
+        raise ValueError("the VAE ceiling needs each pair's ground-truth edited image")
+    images = [load_image(pair.edited) for pair in todo]
+    for pair, image in zip(todo, reconstruct(vae, images, batch_size=batch_size, progress=progress)):
+        save_image(image, out / f"{pair.id}.png")
+    return len(todo)
