@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 
 from qwenimage.dtypes import DTYPES
+from qwenimage.pipelines.keep import DEFAULT_KEEP_THRESHOLD
 
 EDIT_HELP = """Edit consistency of (source, edited[, mask]) pairs: PSNR / SSIM / mean CIEDE2000 ΔE outside the
 edited region, the global pixel shift (sub-pixel phase correlation) and, for pairs with a new_text, OCR of
@@ -64,6 +65,9 @@ def add_edit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cfg", type=float, default=4.0, help="true CFG scale with --model; 1 turns it off (4)")
     p.add_argument("--seed", type=int, default=0, help="seed of pair i's edit: seed + i (default 0)")
     p.add_argument("--batch-size", type=_positive, default=1, help="edits per pipeline call (default 1)")
+    p.add_argument("--keep-unedited", type=float, nargs="?", const=DEFAULT_KEEP_THRESHOLD, default=None, metavar="T",
+                   help="with --model: keep the source's pixels outside the area the edit changed (as in "
+                        f"qwenimage edit; {DEFAULT_KEEP_THRESHOLD} without a value)")
     p.add_argument("--no-ocr", action="store_true", help="skip the OCR of the new text")
     p.add_argument("--out", type=Path, default=Path("outputs/eval-edit"), help="results folder")
     _device_options(p)
@@ -107,7 +111,8 @@ def edit_command(args: argparse.Namespace) -> str:
     elif args.through_vae is not None:
         names = ["suite", "through_vae", "n", "size", "lang", "dtype", "no_ocr", "out"]
     else:
-        names = ["suite", "model", "n", "size", "lang", "steps", "cfg", "seed", "batch_size", "dtype", "no_ocr", "out"]
+        names = ["suite", "model", "n", "size", "lang", "steps", "cfg", "seed", "batch_size", "keep_unedited", "dtype",
+                 "no_ocr", "out"]
     return shlex.join(["qwenimage", "eval", "edit", *_flags(args, names)])
 
 
@@ -163,7 +168,8 @@ def _edit_with_model(args: argparse.Namespace, config):
     from qwenimage.eval.edit_pairs import read_pairs
     from qwenimage.pipelines.loading import load_pipeline
 
-    sampling = EditSampling(steps=args.steps, cfg=args.cfg, seed=args.seed, batch_size=args.batch_size)
+    sampling = EditSampling(steps=args.steps, cfg=args.cfg, seed=args.seed, batch_size=args.batch_size,
+                            keep_unedited=args.keep_unedited)
     if not args.model.is_dir():
         raise ValueError(f"--model {args.model}: no such folder")
     pairs = ensure_suite(args.out / SUITE_DIR, config)

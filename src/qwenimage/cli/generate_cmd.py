@@ -13,6 +13,7 @@ from pathlib import Path
 from PIL.PngImagePlugin import PngInfo
 
 from qwenimage.dtypes import DTYPES
+from qwenimage.pipelines.keep import DEFAULT_KEEP_THRESHOLD
 from qwenimage.cli.model_args import add_model_arguments, scheduler_overrides
 from qwenimage.sampling.schedule import MAX_STEPS
 
@@ -36,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     edit.add_argument("--image", action="append", required=True, type=Path, help="input image (repeatable)")
     edit.add_argument("--mask", type=Path, default=None, help="inpaint mask: white = repaint")
     edit.add_argument("--strength", type=float, default=None, help="img2img/inpaint strength in [0, 1] (0.6)")
+    edit.add_argument("--keep-unedited", type=float, nargs="?", const=DEFAULT_KEEP_THRESHOLD, default=None,
+                      metavar="T", help="instruction edits: keep the last input image's own pixels wherever the "
+                                        "result's latents differ from its latents by less than T (mean over "
+                                        f"channels; default {DEFAULT_KEEP_THRESHOLD} when given without a value): "
+                                        "no drift or VAE loss outside the edited area")
     edit.set_defaults(run=run_edit)
 
 
@@ -137,11 +143,13 @@ def run_edit(args: argparse.Namespace) -> int:
         request = GenerationRequest(prompt=prompt, negative_prompt=args.negative_prompt, width=args.width,
                                     height=args.height, num_steps=args.steps, true_cfg_scale=args.cfg,
                                     seed=args.seed + i, max_sequence_length=args.max_sequence_length)
+        if from_image and args.keep_unedited is not None:
+            raise ValueError("--keep-unedited applies to instruction edits, not with --mask or --strength")
         if from_image:
             request.init_image, request.mask = args.image[0], args.mask
             request.strength = args.strength if args.strength is not None else 0.6
         else:
-            request.images = list(args.image)
+            request.images, request.keep_unedited = list(args.image), args.keep_unedited
         requests.append(request)
     return _run(args, requests)
 
@@ -298,6 +306,8 @@ def _parameters(request, args: argparse.Namespace, dtype) -> dict:
         parameters["strength"] = request.strength
     if request.cache_threshold:
         parameters["cache_threshold"] = request.cache_threshold
+    if request.keep_unedited is not None:
+        parameters["keep_unedited"] = request.keep_unedited
     if getattr(args, "quantize", None):
         parameters["quantize"] = args.quantize
     return parameters

@@ -30,6 +30,7 @@ class EditSampling:
     negative_prompt: str = " "
     seed: int = 0
     batch_size: int = 1
+    keep_unedited: float | None = None  # GenerationRequest.keep_unedited: paste the source back outside the edit
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
@@ -63,7 +64,7 @@ def edit_requests(pairs: list[EditPair], sampling: EditSampling, first_index: in
             prompt=pair.instruction or "", images=[source], width=source.width, height=source.height,
             num_steps=sampling.steps, true_cfg_scale=sampling.cfg,
             negative_prompt=sampling.negative_prompt if sampling.cfg > 1 else None,
-            seed=sampling.seed + first_index + offset))
+            seed=sampling.seed + first_index + offset, keep_unedited=sampling.keep_unedited))
     return requests
 
 

@@ -19,10 +19,11 @@ from typing import Callable
 import torch
 from PIL import Image
 
-from qwenimage.images import pil_to_tensor, tensor_to_pil
+from qwenimage.images import load_image, pil_to_tensor, tensor_to_pil
 
+from qwenimage.pipelines.keep import edited_area, keep_unedited
 from qwenimage.pipelines.offload import Offloader
-from qwenimage.pipelines.request import GenerationRequest
+from qwenimage.pipelines.request import GenerationRequest, Task
 from qwenimage.pipelines.sizes import SizeLimits
 from qwenimage.pipelines.tasks import Prepared, prepare
 from qwenimage.sampling.conditioning import TextConditioning, TokenLayout, stack_text
@@ -47,6 +48,7 @@ class GenerationResult:
     request: GenerationRequest
     seed: int | None
     cache_skips: int = 0  # transformer passes the step cache skipped (conditional and unconditional counted apart)
+    kept_fraction: float | None = None  # keep_unedited: share of pixels that are the source's own
 
 
 def check_edit_support(edit_style: str | None, num_images: int) -> None:
@@ -170,8 +172,20 @@ class QwenImagePipeline:
                 group = list(group)
                 latents, skips = self._sample_group([prepared[i] for i in group], group, progress, preview)
                 for i, z, skipped in zip(group, latents, skips):
-                    results[i] = GenerationResult(self.decode(z), z, requests[i], requests[i].seed, skipped)
+                    results[i] = self._result(prepared[i], z, skipped)
         return results
+
+    def _result(self, prepared: Prepared, latents: torch.Tensor, cache_skips: int) -> GenerationResult:
+        request = prepared.request
+        if request.keep_unedited is None or request.task is not Task.EDIT:
+            return GenerationResult(self.decode(latents), latents, request, request.seed, cache_skips)
+        # the last condition image at the output size: its pixels and latents, compared with the edit's
+        source = load_image(request.images[-1]).resize((prepared.width, prepared.height), Image.Resampling.LANCZOS)
+        mask = edited_area(latents, self.encode_image(source, sample=False), request.keep_unedited,
+                           self.vae.spatial_factor)                                    # [H, W]
+        pixels = keep_unedited(self.decode_pixels(latents).cpu(), pil_to_tensor(source), mask.cpu())
+        return GenerationResult(tensor_to_pil(pixels), latents, request, request.seed, cache_skips,
+                                kept_fraction=float((mask == 0).float().mean()))
 
     def _start(self, request: GenerationRequest) -> int:
         return start_index(request.num_steps, request.start_strength())

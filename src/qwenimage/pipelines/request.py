@@ -12,6 +12,7 @@ from typing import Union
 import torch
 from PIL import Image
 
+from qwenimage.pipelines.keep import check_keep_threshold
 from qwenimage.sampling.schedule import MAX_STEPS, ScheduleConfig, override_schedule
 from qwenimage.sampling.step_cache import check_threshold
 
@@ -46,6 +47,9 @@ class GenerationRequest:
     # overrides of the model's schedule, e.g. {"shift": 3} (a fixed shift, for Lightning-style few-step LoRAs);
     # keys are ScheduleConfig fields, values as given or as text ("3", "none")
     scheduler: dict[str, object] = field(default_factory=dict)
+    # edits: paste the last input image's own pixels back where the result's latents differ from its latents by
+    # less than this (pipelines/keep.py); None = off
+    keep_unedited: float | None = None
 
     @property
     def task(self) -> Task:
@@ -73,6 +77,9 @@ class GenerationRequest:
         if not math.isfinite(self.true_cfg_scale):
             raise ValueError(f"true_cfg_scale must be a finite number, got {self.true_cfg_scale}")
         check_threshold(self.cache_threshold)
+        check_keep_threshold(self.keep_unedited)
+        if self.keep_unedited is not None and self.task is not Task.EDIT:
+            raise ValueError(f"keep_unedited applies to edits with condition images, not to {self.task.value}")
         override_schedule(ScheduleConfig(), self.scheduler)  # unknown keys and bad values
 
     def uses_cfg(self) -> bool:
