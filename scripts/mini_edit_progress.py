@@ -6,7 +6,8 @@ For every `exports/step-N/transformer` not measured yet: assemble a pipeline wit
 (`qwenimage mini assemble --base outputs/mini/edit-base`), edit the `text-edit` suite's sources at 128 px and score
 them (`qwenimage eval edit --suite text-edit`: OCR of the new text inside the region, PSNR outside it), measure
 text-to-image on the held-out `en-words` suite (`qwenimage eval text`) unless --no-t2i, and append one line to
-`<run>/edit-curve.jsonl`. With --watch S it then waits S seconds and looks again, until the run's last export
+`<run>/edit-curve.jsonl`. --keep-unedited T also scores the edits with the source's pixels pasted back outside
+the area they changed (`qwenimage edit --keep-unedited T`: *_keep fields). With --watch S it then waits S seconds and looks again, until the run's last export
 (stages' steps) is measured. Acceptance (issue 18): ocr_exact >= 0.8 and psnr >= 25 dB.
 """
 
@@ -39,6 +40,12 @@ def evaluate(run: Path, export: Path, args: argparse.Namespace) -> dict:
     results = out / "text-edit" / "results.json"
     entry = {"step": int(export.name.split("-")[1]), **{m: value(results, m) for m in ("ocr_exact", "ocr_agreement",
                                                                                      "psnr")}}
+    if args.keep_unedited is not None:  # the same edits with the source pasted back outside the changed area
+        qwenimage("eval", "edit", "--suite", "text-edit", "--lang", "en", "--n", str(args.n), "--keep-unedited",
+                  str(args.keep_unedited), "--out", str(out / "text-edit-keep"), *common)
+        kept = out / "text-edit-keep" / "results.json"
+        entry.update({f"{m}_keep": value(kept, m) for m in ("ocr_exact", "ocr_agreement", "psnr")},
+                     keep_unedited=args.keep_unedited)
     if not args.no_t2i:
         qwenimage("eval", "text", "--suite", "en-words", "--n", "50", "--out", str(out / "en-words"), *common)
         suites = json.loads((out / "en-words" / "results.json").read_text())["suites"]
@@ -56,6 +63,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20, help="sampling steps of each edit")
     parser.add_argument("--cfg", type=float, default=1.0, help="true CFG (1: none; edits train no dropout)")
     parser.add_argument("--no-t2i", action="store_true", help="skip the text-to-image check (en-words)")
+    parser.add_argument("--keep-unedited", type=float, default=None, metavar="T",
+                        help="also score the edits with --keep-unedited T (the source pasted back outside the edit)")
     parser.add_argument("--watch", type=float, default=0, help="look for new exports every this many seconds")
     args = parser.parse_args()
     while True:
