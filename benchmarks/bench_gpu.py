@@ -108,6 +108,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=10, help="steps of the step-cache run")
     parser.add_argument("--skip-diffusers", action="store_true", help="leave out diffusers' transformer")
     parser.add_argument("--skip-compile", action="store_true", help="leave out the torch.compile variants")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), metavar="NAME",
+                        help=f"run only these (default all: {', '.join(VARIANTS)}); eager_sequential always runs")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
     args.size = args.size or (TINY["size"] if args.tiny else 1328)
@@ -231,7 +233,8 @@ def diffusers_sequential(bench: Bench, memory: PeakMemory, skip: str | None) -> 
                     return_dict=False)[0]
 
     def step() -> torch.Tensor:
-        return renormalized_cfg(forward(bench.positive), forward(bench.negative), torch.full((1,), CFG_SCALE))
+        scale = torch.full((1,), CFG_SCALE, device=bench.device)
+        return renormalized_cfg(forward(bench.positive), forward(bench.negative), scale)
 
     out = step()
     return timed(bench, step, memory) | difference(out, bench.eager_output(False)) | {"against": "eager_sequential"}
@@ -240,6 +243,7 @@ def diffusers_sequential(bench: Bench, memory: PeakMemory, skip: str | None) -> 
 def compiled(bench: Bench, memory: PeakMemory, skip: str | None) -> dict:
     if skip:
         raise Skip(skip)
+    bench.eager_output(bench.default_batched)  # the reference, before the blocks are compiled
     compile_blocks(bench.model)  # CompileUnavailableError (one line) when inductor cannot run here
     try:
         return compiled_timing(bench, memory)
@@ -330,7 +334,9 @@ def run_variant(name: str, fn: Callable[[], dict], device: torch.device) -> dict
     print(f"running {name} ...", flush=True)
     try:
         with torch.inference_mode():
-            return fn()
+            result = fn()
+        print(f"  {name}: {json.dumps(result)}", flush=True)  # each figure as it comes: a run cut short keeps them
+        return result
     except Exception as err:  # noqa: BLE001  (an unsupported variant must not stop the benchmark)
         lines = str(err).strip().splitlines()
         reason = lines[0] if isinstance(err, Skip) and lines else f"{type(err).__name__}: {lines[0] if lines else ''}"
@@ -413,8 +419,9 @@ def main(argv: list[str] | None = None) -> dict:
         "fp8": lambda: fp8(bench, memory),  # quantises in place: the fp8 variants run last
         "fp8_compiled": lambda: fp8_compiled(bench, memory, skip_compile),
     }
-    ran = {name: run_variant(name, fn, device) for name, fn in variants.items()}
-    results = {name: ran[name] for name in VARIANTS}
+    chosen = {"eager_sequential", *args.variants}  # the baseline of the speedup column
+    ran = {name: run_variant(name, fn, device) for name, fn in variants.items() if name in chosen}
+    results = {name: ran[name] for name in VARIANTS if name in ran}
     print_table(results, bench)
     print(f"after: load average (1/5/15 min): {load_average()}")
     report = info | {"load_after": load_average(), "variants": results}
