@@ -55,7 +55,7 @@ def cpu_has_bf16() -> bool:
 @functools.cache
 def cpu_has_int8_dot() -> bool:
     """Whether this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX) that oneDNN's int8 GEMM
-    (`torch._int_mm`) uses; without them the int8-dynamic kernel in model/int8_gemm.py is not measured."""
+    (`torch._int_mm`) uses; without them model/int8_gemm.py computes the int8 products in fp32."""
     checks = [getattr(torch.cpu, name, None) for name in ("_is_vnni_supported", "_is_amx_tile_supported")]
     try:
         return any(bool(check()) for check in checks if check is not None)

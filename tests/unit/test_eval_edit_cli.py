@@ -96,6 +96,21 @@ def test_vae_ceiling_scores_the_ground_truth_after_a_round_trip(tiny_pipeline_di
     assert round_trip.size == truth.size == (128, 128)
     assert reconstruct_edits(None, read_pairs(tmp_path / "suite"), tmp_path / "edited", progress=False) == 0  # resumes
 
+    # --keep-unedited: the same round trips with the source's own pixels outside the cells the edit changed (this
+    # random VAE's normalised latents move by ~0.02 in the text's cells and ~0.004 elsewhere: threshold 0.01)
+    kept_out = tmp_path / "kept"
+    code, _, _ = run(capsys, *argv[:-1], str(kept_out), "--keep-unedited", "0.01")
+    assert code == 0
+    kept = json.loads((kept_out / "results.json").read_text())
+    assert "--keep-unedited 0.01" in kept["command"] and kept["settings"]["keep_unedited"] == 0.01
+    for plain, composite in zip(records, kept["records"]):
+        assert float(composite["psnr"]) > plain["psnr"]  # the outside is (mostly) the source's own: "inf" if all
+    source = np.asarray(Image.open(kept_out / "suite" / "te-0001.source.png").convert("RGB"))
+    region = np.asarray(Image.open(kept_out / "suite" / "te-0001.mask.png").convert("L")) >= 128
+    composite = np.asarray(Image.open(kept_out / "edited" / "te-0001.png").convert("RGB"))
+    same = (composite == source).all(axis=-1)
+    assert same.mean() > 0.3 and not same[region].all()  # far from the text: the source exactly; the text: redrawn
+
 
 def _write(path, size=(64, 64), value=128):
     Image.new("RGB", size, (value, value, value)).save(path)
@@ -135,6 +150,8 @@ def test_bad_pairs_give_a_one_line_error_and_exit_2(tmp_path, capsys, case, expe
     (["--suite", "text-edit", "--build", "x", "--through-vae", "y"], "one of --build DIR"),
     (["--suite", "text-edit", "--through-vae", "nowhere"], "--through-vae nowhere: no such folder"),
     (["--pairs", "x", "--through-vae", "y"], "not with --pairs"),
+    (["--pairs", "x", "--keep-unedited"], "--keep-unedited goes with"),
+    (["--suite", "text-edit", "--build", "x", "--keep-unedited", "0.5"], "--keep-unedited goes with"),
     (["--suite", "text-edit", "--build", "x", "--size", "100"], "size = 100"),
     (["--suite", "text-edit", "--build", "x", "--lang", "fr"], "languages ['fr']"),
 ])

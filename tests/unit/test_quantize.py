@@ -146,13 +146,10 @@ def test_generate_without_verbose_prints_no_report(tiny_pipeline_dir, tmp_path, 
     assert "time to first image" not in capsys.readouterr().err
 
 
-needs_int8_dot = pytest.mark.skipif(not cpu_has_int8_dot(), reason="this CPU has no VNNI / AMX int8 instructions")
-
-
-@needs_int8_dot
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_int8_dynamic_weights_run_our_int8_gemm_and_agree_with_torchao(dtype):
-    """The CPU kernel (one torch._int_mm per linear) against torchao's own eager path on the same weights."""
+    """The CPU kernel (one torch._int_mm per linear where the CPU has int8 dot products, the same products as an
+    fp32 GEMM where not) against torchao's own eager path on the same weights."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     from qwenimage.model.int8_gemm import int8_dynamic_linear, int8_dynamic_parts
@@ -181,7 +178,7 @@ def test_int8_dynamic_weights_run_our_int8_gemm_and_agree_with_torchao(dtype):
             out = layer(x)
         torchao = torch.nn.functional.linear(x, layer.weight, layer.bias).float()  # torchao's dispatch
         fused = linear(x, layer.weight, layer.bias, gelu_tanh=True)
-    assert "_int_mm" in ops.names and out.dtype == dtype and out.shape == (2, 7, 40)
+    assert ("_int_mm" in ops.names) == cpu_has_int8_dot() and out.dtype == dtype and out.shape == (2, 7, 40)
     assert torch.isfinite(out).all()
     assert psnr(reference, out.float()) > 35 and psnr(torchao, out.float()) > 40
     torch.testing.assert_close(fused, torch.nn.functional.gelu(out, approximate="tanh"))
@@ -197,3 +194,51 @@ def test_weight_only_and_plain_weights_stay_off_the_int8_kernel():
     assert int8_dynamic_parts(layer.weight) is None
     quantize_model(torch.nn.ModuleDict({"transformer_blocks": torch.nn.ModuleList([layer])}), "int8")
     assert is_quantized_weight(layer.weight) and int8_dynamic_parts(layer.weight) is None
+
+
+def test_without_int8_dot_products_int8_dynamic_runs_the_same_maths_in_fp32(monkeypatch):
+    """Without VNNI / AMX (torch's int8 GEMM is scalar code there, 15x slower than fp32) the linear runs the fp32
+    GEMM of the dequantised operands: no int8 GEMM, and the int8 kernel's result to fp32 rounding."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from qwenimage.model import linear as linear_module
+    from qwenimage.model.int8_gemm import int8_dynamic_linear, int8_dynamic_parts
+
+    class Ops(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.names = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    layer = linear_module.Linear(96, 40)
+    torch.nn.init.normal_(layer.weight, std=0.1)
+    x = torch.randn(3, 5, 96)
+    x[2, 4] = 0  # an all-zero token: scale clamped, not 0/0
+    with torch.inference_mode():
+        quantize_model(torch.nn.ModuleDict({"transformer_blocks": torch.nn.ModuleList([layer])}), "int8-dynamic")
+        kernel = int8_dynamic_linear(x, *int8_dynamic_parts(layer.weight), layer.bias)  # torch._int_mm: exact ints
+        monkeypatch.setattr(linear_module, "cpu_has_int8_dot", lambda: False)
+        with Ops() as ops:
+            out = layer(x)
+        fused = linear_module.linear(x.bfloat16(), layer.weight, layer.bias, gelu_tanh=True)
+    assert "_int_mm" not in ops.names and out.dtype == torch.float32 and out.shape == (3, 5, 40)
+    torch.testing.assert_close(out, kernel, rtol=1e-5, atol=1e-5)
+    assert fused.dtype == torch.bfloat16
+    torch.testing.assert_close(fused.float(), torch.nn.functional.gelu(kernel, approximate="tanh"), rtol=2e-2,
+                               atol=2e-2)
+
+
+@pytest.mark.parametrize("int8_dot", [True, False])
+def test_int8_dynamic_on_a_cpu_without_int8_dot_products_says_it_is_not_faster(monkeypatch, caplog, int8_dot):
+    from qwenimage.weights import quantize as quantize_module
+
+    monkeypatch.setattr(quantize_module, "cpu_has_int8_dot", lambda: int8_dot)
+    with caplog.at_level("WARNING", logger="qwenimage.weights.quantize"):
+        quantize_module.check_quantize("int8-dynamic", torch.device("cpu"))
+        quantize_module.check_quantize("int8", torch.device("cpu"))
+    warned = [r.getMessage() for r in caplog.records if "int8 dot-product" in r.getMessage()]
+    assert len(warned) == (0 if int8_dot else 1)

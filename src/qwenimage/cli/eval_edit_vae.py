@@ -3,7 +3,7 @@
     qwenimage eval edit --pairs DIR_OR_MANIFEST [--edited DIR] [--out DIR]
     qwenimage eval edit --suite text-edit --build DIR [--n 48 --size 512]
     qwenimage eval edit --suite text-edit --model DIR [--n 48 --size 512 --steps 30 --cfg 4] [--out DIR]
-    qwenimage eval edit --suite text-edit --through-vae DIR [--n 48 --size 512] [--out DIR]
+    qwenimage eval edit --suite text-edit --through-vae DIR [--n 48 --size 512] [--keep-unedited [T]] [--out DIR]
     qwenimage eval vae --model DIR [--images DIR] [--n 16] [--size 256] [--out DIR]
 """
 
@@ -67,7 +67,8 @@ def add_edit_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=_positive, default=1, help="edits per pipeline call (default 1)")
     p.add_argument("--keep-unedited", type=float, nargs="?", const=DEFAULT_KEEP_THRESHOLD, default=None, metavar="T",
                    help="with --model: keep the source's pixels outside the area the edit changed (as in "
-                        f"qwenimage edit; {DEFAULT_KEEP_THRESHOLD} without a value)")
+                        f"qwenimage edit; {DEFAULT_KEEP_THRESHOLD} without a value); with --through-vae: the "
+                        "ceiling of such edits")
     p.add_argument("--no-ocr", action="store_true", help="skip the OCR of the new text")
     p.add_argument("--out", type=Path, default=Path("outputs/eval-edit"), help="results folder")
     _device_options(p)
@@ -109,7 +110,7 @@ def edit_command(args: argparse.Namespace) -> str:
     elif args.build is not None:
         names = ["suite", "build", "n", "size", "lang"]
     elif args.through_vae is not None:
-        names = ["suite", "through_vae", "n", "size", "lang", "dtype", "no_ocr", "out"]
+        names = ["suite", "through_vae", "n", "size", "lang", "keep_unedited", "dtype", "no_ocr", "out"]
     else:
         names = ["suite", "model", "n", "size", "lang", "steps", "cfg", "seed", "batch_size", "keep_unedited", "dtype",
                  "no_ocr", "out"]
@@ -140,6 +141,8 @@ def run_eval_edit(args: argparse.Namespace) -> int:
     modes = [name for name in ("build", "model", "through_vae") if getattr(args, name) is not None]
     if args.pairs is not None and modes:
         raise ValueError("--build, --model and --through-vae go with --suite text-edit, not with --pairs")
+    if args.keep_unedited is not None and args.model is None and args.through_vae is None:
+        raise ValueError("--keep-unedited goes with --suite text-edit --model DIR or --through-vae DIR")
     if args.suite is not None:
         config = TextEditSuiteConfig(n=args.n, size=args.size, languages=args.lang)
         if len(modes) != 1:
@@ -156,7 +159,8 @@ def run_eval_edit(args: argparse.Namespace) -> int:
     ocr = None if args.no_ocr else OcrEngine()
     records, thumbs = score_pairs(pairs, ocr, progress=not args.no_progress)
     settings = {"pairs": args.pairs, "edited": args.edited, "suite": args.suite, "model": args.model,
-                "through_vae": args.through_vae, "n": len(pairs), "ocr": not args.no_ocr}
+                "through_vae": args.through_vae, "keep_unedited": args.keep_unedited, "n": len(pairs),
+                "ocr": not args.no_ocr}
     results = write_edit_report(args.out, records, thumbs, settings, edit_command(args))
     print(format_summary(results["summary"]))
     print(f"results.json and report.html in {args.out}")
@@ -189,7 +193,8 @@ def _vae_ceiling(args: argparse.Namespace, config):
     pairs = ensure_suite(args.out / SUITE_DIR, config)
     device, dtype = _device_and_dtype(args)
     vae = load_vae(args.through_vae, dtype=dtype, device=device)
-    reconstruct_edits(vae, pairs, args.out / EDITED_DIR, progress=not args.no_progress)
+    reconstruct_edits(vae, pairs, args.out / EDITED_DIR, progress=not args.no_progress,
+                      keep_unedited=args.keep_unedited)
     return read_pairs(args.out / SUITE_DIR, edited_dir=args.out / EDITED_DIR)
 
 

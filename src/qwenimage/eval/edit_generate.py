@@ -85,10 +85,15 @@ def generate_edits(pipe, pairs: list[EditPair], out: Path, sampling: EditSamplin
     return len(todo)
 
 
-def reconstruct_edits(vae, pairs: list[EditPair], out: Path, batch_size: int = 8, progress: bool = True) -> int:
+def reconstruct_edits(vae, pairs: list[EditPair], out: Path, batch_size: int = 8, progress: bool = True,
+                      keep_unedited: float | None = None) -> int:
     """Write OUT/ID.png as the VAE's round trip (encode, posterior mode, decode) of each pair's ground-truth edit:
     what a perfect edit model drawing through this VAE would show, so its scores are the VAE's ceiling on the
-    suite. Only missing files are written; returns how many."""
+    suite. With `keep_unedited` (a threshold, as in GenerationRequest) the source's own pixels are pasted back
+    outside the cells whose latents the edit changed: the ceiling of such edits. Only missing files are written;
+    returns how many."""
+    from tqdm import tqdm
+
     from qwenimage.eval.vae import reconstruct
     from qwenimage.images import load_image
 
@@ -98,7 +103,32 @@ def reconstruct_edits(vae, pairs: list[EditPair], out: Path, batch_size: int = 8
         return 0
     if any(pair.edited is None for pair in todo):
         raise ValueError("the VAE ceiling needs each pair's ground-truth edited image")
-    images = [load_image(pair.edited) for pair in todo]
-    for pair, image in zip(todo, reconstruct(vae, images, batch_size=batch_size, progress=progress)):
+    if keep_unedited is None:
+        images = [load_image(pair.edited) for pair in todo]
+        for pair, image in zip(todo, reconstruct(vae, images, batch_size=batch_size, progress=progress)):
+            save_image(image, out / f"{pair.id}.png")
+        return len(todo)
+    for pair in tqdm(todo, desc="VAE", unit="pair", disable=not progress):
+        image = kept_round_trip(vae, load_image(pair.source), load_image(pair.edited), keep_unedited)
         save_image(image, out / f"{pair.id}.png")
     return len(todo)
+
+
+def kept_round_trip(vae, source, edited, threshold: float):
+    """The VAE round trip of `edited` with `source`'s own pixels outside the cells whose latents differ from the
+    source's by more than `threshold` (pipelines/keep.py): what a perfect edit model with keep_unedited shows."""
+    import torch
+
+    from qwenimage.images import pil_to_tensor, tensor_to_pil
+    from qwenimage.pipelines.keep import check_keep_threshold, edited_area, keep_unedited
+
+    check_keep_threshold(threshold)
+    if source.size != edited.size:
+        raise ValueError(f"source {source.size} and edited {edited.size} images differ in size")
+    parameter = next(vae.parameters())
+    pixels = torch.stack([pil_to_tensor(source), pil_to_tensor(edited)])                    # [2, 3, H, W]
+    with torch.inference_mode():
+        latents = vae.normalize_latents(vae.encode(pixels.to(parameter.device, parameter.dtype)).mode())  # [2, C, h, w]
+        decoded = vae.decode(vae.denormalize_latents(latents[1:]))[0].float().cpu()        # [3, H, W]
+    mask = edited_area(latents[1], latents[0], threshold, vae.spatial_factor).cpu()          # [H, W]
+    return tensor_to_pil(keep_unedited(decoded, pixels[0], mask))

@@ -7,8 +7,15 @@ oneDNN runs with VNNI / AMX int8 instructions: per token, scale = max|x| / 127 a
 y = (x_q @ W_q^T) * scale_x * scale_w + b, the int32 accumulator converted once. Same rounding as torchao's
 symmetric per-row quantisation, so the outputs agree to int8 precision (tested).
 
-`linear` (model/linear.py) routes a linear here when its weight is such a torchao weight, the input is on a CPU
-with int8 dot-product instructions, and no gradient is wanted; everything else stays on torchao's own path.
+On a CPU without int8 dot-product instructions (no AVX512-VNNI, AVX-VNNI or AMX: AMD Zen 3 and older, Intel
+before Cascade Lake) torch's int8 GEMM falls back to scalar code, measured 15x slower than the fp32 GEMM of the
+same shape on a Zen 3 EPYC (and torchao's path 7.4x slower than fp32 for a whole forward). There
+`dequantized_operands` gives the same W8A8 maths as float operands (the input rounded per token to its int8 grid,
+the weight's int8 values times their scales) for the plain fp32 GEMM: the quantised model's numerics to fp32
+rounding, at fp32 speed, with the weights still stored in int8.
+
+`linear` (model/linear.py) routes a linear here when its weight is such a torchao weight, the input is a float CPU
+tensor, and no gradient is wanted; everything else stays on torchao's own path.
 """
 
 from __future__ import annotations
@@ -45,13 +52,25 @@ def int8_dynamic_parts(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 def int8_kernel_parts(x: torch.Tensor, weight: torch.Tensor,
                       bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The weight's (qdata, scale) when this kernel computes `linear(x, weight, bias)`: a torchao int8-dynamic
-    weight, a float input on a CPU with int8 dot products, no gradient wanted; else None."""
+    """The weight's (qdata, scale) when this module computes `linear(x, weight, bias)`: a torchao int8-dynamic
+    weight, a float CPU input, no gradient wanted; else None. With int8 dot products `int8_dynamic_linear` runs it,
+    without them the plain fp32 GEMM of `dequantized_operands`."""
     if type(weight).__name__ != "Int8Tensor" or x.device.type != "cpu" or not x.is_floating_point():
         return None  # the name test first: every linear call of a plain weight leaves here
     if torch.is_grad_enabled() and (x.requires_grad or (bias is not None and bias.requires_grad)):
         return None
-    return int8_dynamic_parts(weight) if cpu_has_int8_dot() else None
+    return int8_dynamic_parts(weight)
+
+
+def dequantized_operands(x: torch.Tensor, qdata: torch.Tensor, weight_scale: torch.Tensor, bias: torch.Tensor | None
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """fp32 (x [..., K] on its per-token int8 grid, weight [N, K], bias [N]) whose fp32 GEMM is
+    `int8_dynamic_linear`'s result to fp32 rounding: the same quantisation, no int8 arithmetic."""
+    x = x.float()
+    x_scale = torch.linalg.vector_norm(x, ord=float("inf"), dim=-1, keepdim=True).clamp_min_(_EPS) / 127  # [..., 1]
+    x_grid = x.div(x_scale).round_().mul_(x_scale)                            # [..., K], 255 levels per token
+    weight = qdata.float().mul_(weight_scale[:, None])                         # [N, K]
+    return x_grid, weight, None if bias is None else bias.float()
 
 
 def int8_dynamic_linear(x: torch.Tensor, qdata: torch.Tensor, weight_scale: torch.Tensor,

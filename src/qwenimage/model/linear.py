@@ -12,8 +12,8 @@ only where it is exact in the usual fp32 sense (another summation order, ~1e-6 r
 - CPU autocast is off (under autocast `F.linear` runs in the autocast dtype, as the caller asked), except
   autocast to bf16 on such a CPU: the inputs are then cast to bf16 here, as autocast would, and stay on oneDNN.
 
-A torchao int8-dynamic weight (`--quantize int8-dynamic`) runs through `model/int8_gemm.py` on CPUs with int8
-dot-product instructions. Everything else, and every non-x86 machine or PyTorch build without oneDNN, goes
+A torchao int8-dynamic weight (`--quantize int8-dynamic`) runs through `model/int8_gemm.py` on CPUs (int8
+GEMMs where the CPU has int8 dot products, the same products in fp32 where not). Everything else, and every non-x86 machine or PyTorch build without oneDNN, goes
 through `F.linear`. Set the environment variable QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`,
 or use `with onednn_linear(False):`) to always use `F.linear`.
 """
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qwenimage.devices import cpu_has_bf16
-from qwenimage.model.int8_gemm import int8_dynamic_linear, int8_kernel_parts
+from qwenimage.devices import cpu_has_bf16, cpu_has_int8_dot
+from qwenimage.model.int8_gemm import dequantized_operands, int8_dynamic_linear, int8_kernel_parts
 
 _PLAIN = (torch.Tensor, nn.Parameter)
 
@@ -149,7 +149,9 @@ class OneDNNLinear(torch.autograd.Function):
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
            gelu_tanh: bool = False) -> torch.Tensor:
     """x [..., in] -> [..., out] = x @ weight.T + bias, optionally followed by tanh-approximated GELU."""
-    int8_parts = int8_kernel_parts(x, weight, bias)  # a torchao int8-dynamic weight on a CPU with int8 dot products
+    int8_parts = int8_kernel_parts(x, weight, bias)  # a torchao int8-dynamic weight, a CPU input
+    if int8_parts is not None and not cpu_has_int8_dot():  # torch's int8 GEMM would be scalar code here
+        return linear(*dequantized_operands(x, *int8_parts, bias), gelu_tanh=gelu_tanh).to(x.dtype)
     if int8_parts is not None:
         out = int8_dynamic_linear(x, *int8_parts, bias)
         return F.gelu(out, approximate="tanh") if gelu_tanh else out

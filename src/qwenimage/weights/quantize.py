@@ -28,6 +28,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from qwenimage.devices import cpu_has_int8_dot
 from qwenimage.weights.config_io import read_json, write_json_atomic
 from qwenimage.weights.errors import CheckpointError
 from qwenimage.weights.load import (assert_materialized, expected_shapes, load_weights, save_weights, split_key)
@@ -59,6 +60,9 @@ def check_quantize(mode: str | None, device: torch.device) -> None:
         if capability < FP8_MIN_CAPABILITY:
             raise ValueError(f"quantization 'fp8' needs compute capability >= 8.9; "
                              f"{torch.cuda.get_device_name(device)} has {capability[0]}.{capability[1]} (use int8 or int8-dynamic)")
+    if mode == "int8-dynamic" and device.type == "cpu" and not cpu_has_int8_dot():
+        log.warning("quantization 'int8-dynamic': this CPU has no int8 dot-product instructions (VNNI / AMX), so its "
+                    "products run in fp32: int8 memory and numerics at about fp32 speed, not faster")
 
 
 def torchao_config(mode: str):
