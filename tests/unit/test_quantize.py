@@ -7,6 +7,7 @@ import textwrap
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from qwenimage.devices import cpu_has_int8_dot
 from qwenimage.model import MMDiTConfig, QwenImageMMDiT, mmdit_preset
@@ -146,23 +147,24 @@ def test_generate_without_verbose_prints_no_report(tiny_pipeline_dir, tmp_path, 
     assert "time to first image" not in capsys.readouterr().err
 
 
+class RecordedOps(TorchDispatchMode):
+    """The names of the aten ops that run inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_int8_dynamic_weights_run_our_int8_gemm_and_agree_with_torchao(dtype):
     """The CPU kernel (one torch._int_mm per linear where the CPU has int8 dot products, the same products as an
     fp32 GEMM where not) against torchao's own eager path on the same weights."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     from qwenimage.model.int8_gemm import int8_dynamic_linear, int8_dynamic_parts
     from qwenimage.model.linear import Linear, linear
-
-    class Ops(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.names = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.names.append(func.overloadpacket.__name__)
-            return func(*args, **(kwargs or {}))
 
     torch.manual_seed(0)
     layer = Linear(96, 40).to(dtype)
@@ -174,7 +176,7 @@ def test_int8_dynamic_weights_run_our_int8_gemm_and_agree_with_torchao(dtype):
         reference = layer(x).float()
         quantize_model(torch.nn.ModuleDict({"transformer_blocks": torch.nn.ModuleList([layer])}), "int8-dynamic")
         assert int8_dynamic_parts(layer.weight) is not None
-        with Ops() as ops:
+        with RecordedOps() as ops:
             out = layer(x)
         torchao = torch.nn.functional.linear(x, layer.weight, layer.bias).float()  # torchao's dispatch
         fused = linear(x, layer.weight, layer.bias, gelu_tanh=True)
@@ -199,19 +201,8 @@ def test_weight_only_and_plain_weights_stay_off_the_int8_kernel():
 def test_without_int8_dot_products_int8_dynamic_runs_the_same_maths_in_fp32(monkeypatch):
     """Without VNNI / AMX (torch's int8 GEMM is scalar code there, 15x slower than fp32) the linear runs the fp32
     GEMM of the dequantised operands: no int8 GEMM, and the int8 kernel's result to fp32 rounding."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     from qwenimage.model import linear as linear_module
     from qwenimage.model.int8_gemm import int8_dynamic_linear, int8_dynamic_parts
-
-    class Ops(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.names = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.names.append(func.overloadpacket.__name__)
-            return func(*args, **(kwargs or {}))
 
     torch.manual_seed(0)
     layer = linear_module.Linear(96, 40)
@@ -222,7 +213,7 @@ def test_without_int8_dot_products_int8_dynamic_runs_the_same_maths_in_fp32(monk
         quantize_model(torch.nn.ModuleDict({"transformer_blocks": torch.nn.ModuleList([layer])}), "int8-dynamic")
         kernel = int8_dynamic_linear(x, *int8_dynamic_parts(layer.weight), layer.bias)  # torch._int_mm: exact ints
         monkeypatch.setattr(linear_module, "cpu_has_int8_dot", lambda: False)
-        with Ops() as ops:
+        with RecordedOps() as ops:
             out = layer(x)
         fused = linear_module.linear(x.bfloat16(), layer.weight, layer.bias, gelu_tanh=True)
     assert "_int_mm" not in ops.names and out.dtype == torch.float32 and out.shape == (3, 5, 40)
