@@ -13,9 +13,10 @@ only where it is exact in the usual fp32 sense (another summation order, ~1e-6 r
   autocast to bf16 on such a CPU: the inputs are then cast to bf16 here, as autocast would, and stay on oneDNN.
 
 A torchao int8-dynamic weight (`--quantize int8-dynamic`) runs through `model/int8_gemm.py` on CPUs (int8
-GEMMs where the CPU has int8 dot products, the same products in fp32 where not). Everything else, and every non-x86 machine or PyTorch build without oneDNN, goes
-through `F.linear`. Set the environment variable QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`,
-or use `with onednn_linear(False):`) to always use `F.linear`.
+GEMMs where the CPU has int8 dot products, the same products in fp32 where not). Everything else, and every
+non-x86 machine or PyTorch build without oneDNN, goes through `F.linear`. Set the environment variable
+QWENIMAGE_ONEDNN_LINEAR=0 (or call `set_onednn_linear(False)`, or use `with onednn_linear(False):`) to always use
+`F.linear`.
 """
 
 from __future__ import annotations
