@@ -62,12 +62,17 @@ def int8_kernel_parts(x: torch.Tensor, weight: torch.Tensor,
     return int8_dynamic_parts(weight)
 
 
+def token_scales(x: torch.Tensor) -> torch.Tensor:
+    """Symmetric per-token int8 scales of fp32 x [..., K] -> [..., 1]: max|x| / 127 (an all-zero token: tiny)."""
+    return torch.linalg.vector_norm(x, ord=float("inf"), dim=-1, keepdim=True).clamp_min_(_EPS) / 127
+
+
 def dequantized_operands(x: torch.Tensor, qdata: torch.Tensor, weight_scale: torch.Tensor, bias: torch.Tensor | None
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """fp32 (x [..., K] on its per-token int8 grid, weight [N, K], bias [N]) whose fp32 GEMM is
     `int8_dynamic_linear`'s result to fp32 rounding: the same quantisation, no int8 arithmetic."""
     x = x.float()
-    x_scale = torch.linalg.vector_norm(x, ord=float("inf"), dim=-1, keepdim=True).clamp_min_(_EPS) / 127  # [..., 1]
+    x_scale = token_scales(x)                                                  # [..., 1]
     x_grid = x.div(x_scale).round_().mul_(x_scale)                            # [..., K], 255 levels per token
     weight = qdata.float().mul_(weight_scale[:, None])                         # [N, K]
     return x_grid, weight, None if bias is None else bias.float()
@@ -77,7 +82,7 @@ def int8_dynamic_linear(x: torch.Tensor, qdata: torch.Tensor, weight_scale: torc
                         bias: torch.Tensor | None) -> torch.Tensor:
     """x [..., K] float, qdata [N, K] int8, weight_scale [N] -> [..., N] in x's dtype."""
     rows = x.reshape(-1, x.shape[-1]).float()                                   # [M, K]
-    x_scale = rows.abs().amax(dim=-1, keepdim=True).clamp_min(_EPS) / 127       # [M, 1]
+    x_scale = token_scales(rows)                                                # [M, 1]
     x_q = torch.round(rows / x_scale).to(torch.int8)                            # [M, K], |x_q| <= 127
     out = torch._int_mm(x_q, qdata.t()).float()                                 # [M, N] int32 -> fp32
     out.mul_(x_scale).mul_(weight_scale)

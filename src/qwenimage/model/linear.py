@@ -151,9 +151,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
            gelu_tanh: bool = False) -> torch.Tensor:
     """x [..., in] -> [..., out] = x @ weight.T + bias, optionally followed by tanh-approximated GELU."""
     int8_parts = int8_kernel_parts(x, weight, bias)  # a torchao int8-dynamic weight, a CPU input
-    if int8_parts is not None and not cpu_has_int8_dot():  # torch's int8 GEMM would be scalar code here
-        return linear(*dequantized_operands(x, *int8_parts, bias), gelu_tanh=gelu_tanh).to(x.dtype)
     if int8_parts is not None:
+        if not cpu_has_int8_dot():  # torch's int8 GEMM would be scalar code here: the same maths in fp32
+            return linear(*dequantized_operands(x, *int8_parts, bias), gelu_tanh=gelu_tanh).to(x.dtype)
         out = int8_dynamic_linear(x, *int8_parts, bias)
         return F.gelu(out, approximate="tanh") if gelu_tanh else out
     if _autocasts_to_bf16(x, weight, bias):  # make autocast's casts here, so that the GEMMs stay on oneDNN
