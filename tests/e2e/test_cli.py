@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,10 +95,13 @@ def test_bad_input_is_one_line_on_stderr(tiny_pipeline_dir, tmp_path, capsys, ca
 def test_info_and_help_from_the_installed_entry_point(capsys):
     code, out, _ = run(capsys, "info")
     assert code == 0 and "20,430,401,088 parameters" in out
-    for command in ("generate", "edit", "info", "check"):
-        done = subprocess.run([sys.executable, "-m", "qwenimage.cli.main", command, "--help"], capture_output=True,
-                              text=True, timeout=120)
-        assert done.returncode == 0 and "usage: qwenimage" in done.stdout
+    entry_point = Path(sys.executable).with_name("qwenimage")  # the console script pip installed beside python
+    done = subprocess.run([str(entry_point), "generate", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "usage: qwenimage generate" in done.stdout
+    for command in ("edit", "info", "check"):
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0 and f"usage: qwenimage {command}" in capsys.readouterr().out
 
 
 def test_check_reports_a_pipeline_folder(tiny_pipeline_dir, capsys):

@@ -30,10 +30,11 @@ def test_ray_data_keeps_the_same_records_as_the_local_executor(tmp_path):
             shutil.copy(path, tmp_path / "corpus" / path.name)
     synth_shard(tmp_path / "synth-000000.tar", count=2)
     inputs = [tmp_path / "corpus", tmp_path / "synth-000000.tar"]
-    settings = ["input.shard_size=4", "executor.workers=2"]
+    settings = ["input.shard_size=4", "executor.workers=2", "output.html_report=false"]
     local = Curation(load_curate_config(None, settings), inputs, tmp_path / "local").run()
     ray = Curation(load_curate_config(None, settings + ["executor.kind=ray"]), inputs, tmp_path / "ray").run()
     assert local.records == ray.records == len(SUBSET) + 2 and local.shards == 4
     assert decisions(tmp_path / "local") == decisions(tmp_path / "ray")
+    assert local.report.name == "funnel.json" and not (tmp_path / "local" / "report" / "index.html").exists()
     assert {p.name: p.read_bytes() for p in (tmp_path / "local").glob("shards/*/*")} == \
         {p.name: p.read_bytes() for p in (tmp_path / "ray").glob("shards/*/*")}

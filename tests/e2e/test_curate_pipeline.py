@@ -139,7 +139,7 @@ def test_balancing_a_mixed_input_hits_the_target_shares_within_one_point(tmp_pat
     config = load_curate_config(None, ["executor.workers=1", "s1.dedup=false", "s2.min_clarity=0", "s2.max_noise=100",
                                        "s2.min_entropy=0", "s4.ocr=false", "s5.min_pixels=0", "s5.min_sharpness=0",
                                        "s5.max_dark_fraction=1", "s5.max_bright_fraction=1", "s5.reject_qr_codes=false",
-                                       "s5.reject_barcodes=false", f"s6.mode={mode}"])
+                                       "s5.reject_barcodes=false", f"s6.mode={mode}", "output.html_report=false"])
     summary = Curation(config, [manifest], tmp_path / "out").run()
     kept = [s for s in written_samples(tmp_path / "out") if s["stage_passed"] == len(STAGES)]
     funnel = json.loads((tmp_path / "out" / "report" / "funnel.json").read_text())

@@ -75,7 +75,8 @@ def test_a_killed_run_resumes_to_the_same_bytes(tmp_path):
 
 def test_finished_runs_resume_as_a_no_op_and_refuse_another_config(tmp_path, capsys):
     corpus = small_corpus(tmp_path / "corpus")
-    argv = ["curate", "--input", str(corpus), "--out", str(tmp_path / "out"), "--workers", "1", "--s4.ocr=false"]
+    argv = ["curate", "--input", str(corpus), "--out", str(tmp_path / "out"), "--workers", "1", "--s4.ocr=false",
+            "--output.html_report=false"]
     assert cli.main(argv) == 0
     before = files(tmp_path / "out")
     assert cli.main(argv) == 0 and "(resumed)" in capsys.readouterr().out

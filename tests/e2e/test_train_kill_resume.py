@@ -16,7 +16,7 @@ from tests.e2e.test_train_distributed import env, max_diff, train, weights, writ
 from tests.unit.test_train import data_dir  # noqa: F401  (the module-scoped card dataset fixture)
 
 STEPS = 16
-RANDOM_KILLS = 3
+RANDOM_KILLS = 2
 
 
 def start(config, kill_at: str | None = None) -> subprocess.Popen:

@@ -72,7 +72,7 @@ def test_a_single_batch_overfits_to_near_zero(tiny_pipeline_dir, data_dir, tmp_p
 
     trainer = Trainer(config(tmp_path, tiny_pipeline_dir, data_dir))
     planned = trainer.plans[0].micro_batch(0, 2, 0, 1)
-    batch = collate([trainer.samples.encode(trainer.records[p.record], p.task, 64) for p in planned], trainer.info.device)
+    batch = collate([trainer.samples.encode(trainer.records[p.record], p.task, 32) for p in planned], trainer.info.device)
     gen = torch.Generator().manual_seed(0)
     noise, t = torch.randn(batch.x0.shape, generator=gen), torch.tensor([0.3, 0.8])
     optimizer = torch.optim.Adam(trainer.model.parameters(), lr=3e-3)

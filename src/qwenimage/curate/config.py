@@ -252,6 +252,8 @@ class OutputConfig:
                             "grouped by stage_passed; 7: only the final set)")
     thumbnails_per_reason: int = opt(8, "rejected images shown per reason in the report")
     thumbnail_side: int = opt(128, "longer side of report thumbnails")
+    html_report: bool = opt(True, "write report/index.html (plots, thumbnails: seconds of matplotlib); "
+                                  "report/funnel.json is written either way")
 
     def __post_init__(self) -> None:
         if self.format not in ("webdataset", "parquet"):

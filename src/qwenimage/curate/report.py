@@ -82,10 +82,14 @@ def build_funnel(records: list[Record], reports: dict) -> dict:
 
 
 def write_report(out: Path, records: list[Record], reports: dict, config: CurateConfig) -> Path:
+    """report/funnel.json and, unless `output.html_report` is off, report/index.html; the path of the latter
+    (or of the JSON when there is no page)."""
     from qwenimage.curate.report_html import render_html
 
     data = build_funnel(records, reports)
     atomic_write_json(out / "report" / "funnel.json", data)
+    if not config.output.html_report:
+        return out / "report" / "funnel.json"
     html = render_html(data, score_values(records), rejected_examples(records, config.output.thumbnails_per_reason),
                        config)
     path = out / "report" / "index.html"
