@@ -52,6 +52,18 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+def bf16_autocast(setting: bool | str, device: torch.device) -> bool:
+    """Whether a training run computes under bf16 autocast: true / false as set; "auto" where the device computes
+    bf16 in hardware (a CUDA GPU with bf16, a CPU with AVX512-BF16 or AMX), fp32 elsewhere."""
+    if type(setting) not in (bool, str) or setting not in (True, False, "auto"):
+        raise ValueError(f"autocast_bf16 must be true, false or auto, got {setting!r}")
+    if setting != "auto":
+        return setting
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_has_bf16()
+
+
 @functools.cache
 def cpu_has_int8_dot() -> bool:
     """Whether this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX) that oneDNN's int8 GEMM

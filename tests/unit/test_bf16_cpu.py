@@ -147,3 +147,18 @@ def test_bf16_attention_backward_and_its_memory_budget(monkeypatch):
     with torch.no_grad():  # inference keeps only one block at a time: always blocked
         assert attention.use_cpu_bf16_attention(q, k)
     assert not attention.use_cpu_bf16_attention(q.float(), k.float())
+
+
+@pytest.mark.parametrize("units", [True, False])
+def test_autocast_auto_follows_the_cpus_bf16_units(monkeypatch, units):
+    import qwenimage.devices as devices
+    from qwenimage.train.config import OptimConfig, TrainConfig
+
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda: units)
+    cpu = torch.device("cpu")
+    assert devices.bf16_autocast("auto", cpu) is units
+    assert devices.bf16_autocast(True, cpu) is True and devices.bf16_autocast(False, cpu) is False  # as set
+    with pytest.raises(ValueError, match="autocast_bf16 must be true, false or auto, got 'yes'"):
+        devices.bf16_autocast("yes", cpu)
+    with pytest.raises(ValueError, match="optim.autocast_bf16 must be true, false or auto, got 1"):
+        TrainConfig(optim=OptimConfig(autocast_bf16=1))

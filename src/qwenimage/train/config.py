@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DTYPE_NAMES = ("fp32", "bf16", "fp16")  # qwenimage.dtypes.DTYPES, named here without importing torch
+DTYPE_NAMES = ("fp32", "bf16", "fp16")
+AUTOCAST_SETTINGS = (True, False, "auto")  # optim.autocast_bf16 (qwenimage.devices.bf16_autocast)  # qwenimage.dtypes.DTYPES, named here without importing torch
 # what a resumed run must share with the run that wrote its checkpoints (the rest, e.g. steps, stages, lr,
 # log and checkpoint intervals, may change): the weights' shapes and dtype, the LoRA layout, the objective
 RESUME_FIXED = ("model", "lora", "objective.kind")
@@ -122,7 +123,7 @@ class OptimConfig:
     grad_clip: float = 1.0
     grad_accumulation: int = 1
     ema_decay: float = 0.0  # 0 disables EMA
-    autocast_bf16: bool = False
+    autocast_bf16: bool | str = False  # true, false or "auto" (bf16 where the device has bf16 units)
     text_encoder_lr: float = 0.0  # with model.train_text_encoder; 0: the same as lr
 
 
@@ -261,6 +262,8 @@ class TrainConfig:
             ("optim.grad_clip", o.grad_clip, o.grad_clip >= 0, ">= 0 (0: no clipping)"),
             ("optim.grad_accumulation", o.grad_accumulation, o.grad_accumulation >= 1, ">= 1"),
             ("optim.ema_decay", o.ema_decay, 0 <= o.ema_decay < 1, "in [0, 1) (0: no EMA)"),
+            ("optim.autocast_bf16", o.autocast_bf16, o.autocast_bf16 in AUTOCAST_SETTINGS
+             and type(o.autocast_bf16) in (bool, str), "true, false or auto"),
             ("lora.rank", lora.rank, lora.rank >= 0, ">= 0 (0: full fine-tuning)"),
             ("lora.alpha", lora.alpha, lora.alpha is None or lora.alpha > 0, "> 0 or null"),
             ("output.log_every", out.log_every, out.log_every >= 1, ">= 1"),

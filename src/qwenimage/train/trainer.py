@@ -35,7 +35,7 @@ from qwenimage.train.dataplane import Schedule, build_feed
 from qwenimage.train.dataplane.updates import DataUpdates, broadcast_from_main, load_versions, save_versions
 from qwenimage.train.ema import EMA
 from qwenimage.train.objective import dpo_loss, flow_matching_loss
-from qwenimage.devices import cpu_has_bf16
+from qwenimage.devices import bf16_autocast, cpu_has_bf16
 from qwenimage.dtypes import DTYPES
 from qwenimage.train.parallel import (all_reduce_mean, average_gradients, freeze_unused, init_distributed, unwrap,
                                      wrap_model)
@@ -106,9 +106,13 @@ class Trainer:
         if self.info.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
             save_job_config(config, self.output / "config.yaml")
-        if config.optim.autocast_bf16 and self.info.device.type == "cpu" and not cpu_has_bf16():
+        self.autocast_bf16 = bf16_autocast(config.optim.autocast_bf16, self.info.device)
+        if config.optim.autocast_bf16 is True and self.info.device.type == "cpu" and not cpu_has_bf16():
             log.warning("optim.autocast_bf16 on a CPU without bf16 units (AVX512-BF16 or AMX): bf16 matmuls are "
-                        "emulated and a step may be ~10x slower than in fp32; set autocast_bf16: false here")
+                        "emulated and a step may be ~10x slower than in fp32; set autocast_bf16: auto or false here")
+        elif config.optim.autocast_bf16 == "auto":
+            log.info("optim.autocast_bf16 auto: %s", "bf16 autocast" if self.autocast_bf16 else
+                     "fp32 (no bf16 units on this device)")
         self.encoder, self.vae = self._frozen_encoders()
         self.text_model = self._trained_text_model()  # None unless model.train_text_encoder
         transformer = self._transformer()
@@ -231,7 +235,7 @@ class Trainer:
         if self.grpo is not None:
             side = self.config.stages[stage_at(self.config.stages, step)[0]].resolution
             total, samples, tokens = self.grpo.accumulate(self.model, self.reference, self.rollout_pipeline(), step,
-                                                          side, self.config.optim.autocast_bf16)
+                                                          side, self.autocast_bf16)
         else:
             total, samples, tokens = self.accumulate_data_step(step)
         return self.apply_gradients(total), samples * self.info.world, tokens * self.info.world
@@ -247,7 +251,7 @@ class Trainer:
         for micro in range(accumulation):
             stage_index, planned, _ = self.schedule.planned(step * accumulation + micro)
             encoded = feed.take(step * accumulation + micro)  # planned samples (then DPO losers), in order
-            with torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=cfg.optim.autocast_bf16):
+            with torch.autocast(self.info.device.type, dtype=torch.bfloat16, enabled=self.autocast_bf16):
                 loss, batch_tokens = self.micro_loss(planned, stage_index, encoded)
             (loss / accumulation).backward()
             total += loss.detach() / accumulation

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from qwenimage.devices import bf16_autocast
 from qwenimage.images import pil_to_tensor
 from qwenimage.jobconfig import save_job_config
 from qwenimage.train.checkpoint import resume, save_checkpoint
@@ -68,7 +69,7 @@ class VaeOptimConfig:
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     ema_decay: float = 0.999
-    autocast_bf16: bool = False
+    autocast_bf16: bool | str = False  # true, false or "auto" (bf16 where the CPU has bf16 units)
 
 
 @dataclass
@@ -189,6 +190,7 @@ class VaeTrainer:
     def __init__(self, config: VaeTrainConfig):
         self.config = config
         self.info = init_distributed("none")
+        self.autocast_bf16 = bf16_autocast(config.optim.autocast_bf16, torch.device("cpu"))
         torch.manual_seed(config.seed)
         self.output = Path(config.output.dir)
         self.output.mkdir(parents=True, exist_ok=True)
@@ -214,7 +216,7 @@ class VaeTrainer:
         cfg = self.config
         x = self.sampler.batch(self.step, cfg.data.batch_size)
         generator = torch.Generator().manual_seed(seed_for(cfg.seed, self.step, 6))
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.optim.autocast_bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast_bf16):
             loss, parts = vae_loss(self.vae, x, cfg.loss, generator)
         loss.backward()
         if cfg.optim.grad_clip > 0:
