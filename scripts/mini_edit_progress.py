@@ -3,7 +3,7 @@
     python scripts/mini_edit_progress.py [--run outputs/mini/train-edit] [--watch 600]
 
 For every `exports/step-N/transformer` not measured yet: assemble a pipeline with the edit base
-(`qwenimage mini assemble --base outputs/mini/edit-base`), edit the `text-edit` suite's sources at 128 px and score
+(`qwenimage mini assemble --base outputs/mini/edit-base`), edit the `text-edit` suite's sources at 128 px (--size) and score
 them (`qwenimage eval edit --suite text-edit`: OCR of the new text inside the region, PSNR outside it), measure
 text-to-image on the held-out `en-words` suite (`qwenimage eval text`) unless --no-t2i, and append one line to
 `<run>/edit-curve.jsonl`. --keep-unedited T also scores the edits with the source's pixels pasted back outside
@@ -33,7 +33,7 @@ def value(results: Path, metric: str) -> float | str | None:
 def evaluate(run: Path, export: Path, args: argparse.Namespace) -> dict:
     snap = assemble(args.base, export, run / "snaps" / export.name)
     out = run / "eval-edit" / export.name
-    common = ["--model", str(snap), "--size", "128", "--steps", str(args.steps), "--cfg", str(args.cfg),
+    common = ["--model", str(snap), "--size", str(args.size), "--steps", str(args.steps), "--cfg", str(args.cfg),
               "--dtype", "fp32", "--no-progress"]
     qwenimage("eval", "edit", "--suite", "text-edit", "--lang", "en", "--n", str(args.n),
               "--out", str(out / "text-edit"), *common)
@@ -60,6 +60,8 @@ def main() -> int:
     parser.add_argument("--base", type=Path, default=Path("outputs/mini/edit-base"))
     parser.add_argument("--n", type=int, default=SUITE_PAIRS, help=f"suite pairs (default {SUITE_PAIRS}: all that "
                                                                       "render at 128 px)")
+    parser.add_argument("--size", type=int, default=128, help="side the suite renders and edits at (256 for a "
+                                                               "run on configs/train/mini_edit_256.yaml)")
     parser.add_argument("--steps", type=int, default=20, help="sampling steps of each edit")
     parser.add_argument("--cfg", type=float, default=1.0, help="true CFG (1: none; edits train no dropout)")
     parser.add_argument("--no-t2i", action="store_true", help="skip the text-to-image check (en-words)")

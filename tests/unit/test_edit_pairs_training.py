@@ -155,6 +155,12 @@ def test_the_mini_edit_variant_edits_at_128_pixels(tmp_path):
     request = GenerationRequest(prompt='change the text to "CLOSED"', images=[image])
     check_requests(folder, [request])
     assert target_size(request, size_limits(folder), 16, (SIZE, SIZE)) == (SIZE, SIZE)
+    wide = edit_variant(folder, tmp_path / "edit-256", edit_side=256)  # small signs: edits at 256x256
+    verify_folder(wide)
+    assert size_limits(wide).edit_area == pipeline_edit_area(wide) == 256 * 256
+    assert target_size(request, size_limits(wide), 16, (SIZE, SIZE)) == (256, 256)
+    with pytest.raises(ValueError, match="edit side 250 is out of range"):
+        edit_variant(folder, tmp_path / "bad", edit_side=250)
 
 
 def test_edit_area_out_of_range_names_the_value():

@@ -32,10 +32,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     assemble.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16", help="stored weights")
     assemble.set_defaults(run=run_assemble)
     edit = tasks.add_parser("edit-base", help="a pipeline folder as an edit model (QwenImageEditPipeline, 128x128 "
-                                              "condition images): the base of edit training and assembly")
+                                              "condition images unless --edit-side): the base of edit training and "
+                                              "assembly")
     edit.add_argument("out", type=Path, help="the edit pipeline folder to write")
     edit.add_argument("--from", dest="source", type=Path, default=None,
                       help="the pipeline folder to convert (default: the shipped qwenimage-mini)")
+    edit.add_argument("--edit-side", type=int, default=None, metavar="PX",
+                      help="side of the square area condition images are resized to, and the size edits train at "
+                           "(default: 128, the mini's native size; 256 shows small text the VAE loses at 128)")
     edit.set_defaults(run=run_edit_base)
     ship = tasks.add_parser("ship", help="copy an assembled folder into the package as the default model")
     ship.add_argument("folder", type=Path, help="an assembled pipeline folder (qwenimage mini assemble)")
@@ -62,7 +66,7 @@ def run_assemble(args: argparse.Namespace) -> int:
 def run_edit_base(args: argparse.Namespace) -> int:
     from qwenimage.mini.ship import default_model_dir, edit_variant
 
-    print(edit_variant(args.source or default_model_dir(), args.out))
+    print(edit_variant(args.source or default_model_dir(), args.out, args.edit_side))
     return 0
 
 
