@@ -123,6 +123,7 @@ class OptimConfig:
     grad_clip: float = 1.0
     grad_accumulation: int = 1
     ema_decay: float = 0.0  # 0 disables EMA
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) at update n: early exports follow training
     autocast_bf16: bool | str = False  # true, false or "auto" (bf16 where the device has bf16 units)
     text_encoder_lr: float = 0.0  # with model.train_text_encoder; 0: the same as lr
 

@@ -134,7 +134,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(optim.warmup_steps, config.total_steps, optim.min_lr_ratio))
-        self.ema = EMA(self.trained, optim.ema_decay) if optim.ema_decay > 0 else None
+        self.ema = EMA(self.trained, optim.ema_decay, optim.ema_warmup) if optim.ema_decay > 0 else None
         self.samples = SampleEncoder(self.encoder, self.vae, config.data.cache_size, self.info.device,
                                      text_ids=self.text_model is not None,
                                      edit_area=pipeline_edit_area(config.model.pipeline))
@@ -270,7 +270,7 @@ class Trainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
-            self.ema.update(self.trained)
+            self.ema.update(self.trained, self.step + 1)  # self.step: the step being trained, from 0
         return all_reduce_mean(total).item()
 
     def rollout_pipeline(self):

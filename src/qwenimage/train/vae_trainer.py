@@ -69,6 +69,7 @@ class VaeOptimConfig:
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     ema_decay: float = 0.999
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + n) / (10 + n)) at update n (train/ema.py)
     autocast_bf16: bool | str = False  # true, false or "auto" (bf16 where the CPU has bf16 units)
 
 
@@ -206,7 +207,7 @@ class VaeTrainer:
         self.optimizer = torch.optim.AdamW(trainable, lr=optim.lr, betas=(0.9, 0.99))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(optim.warmup_steps, optim.steps, optim.min_lr_ratio))
-        self.ema = EMA(self.vae, optim.ema_decay) if optim.ema_decay > 0 else None
+        self.ema = EMA(self.vae, optim.ema_decay, optim.ema_warmup) if optim.ema_decay > 0 else None
         data = config.data
         records = (read_records(data.sources) if data.sources else []) + shipped_photos(data.photos)
         self.sampler = CropSampler(records, data.resolution, data.crop, config.seed)
@@ -225,7 +226,7 @@ class VaeTrainer:
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         if self.ema is not None:
-            self.ema.update(self.vae)
+            self.ema.update(self.vae, self.step + 1)  # self.step: the step being trained, from 0
         return float(loss), parts
 
     def run(self) -> list[float]:
