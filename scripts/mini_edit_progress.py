@@ -2,13 +2,14 @@
 
     python scripts/mini_edit_progress.py [--run outputs/mini/train-edit] [--watch 600]
 
-For every `exports/step-N/transformer` not measured yet: assemble a pipeline with the edit base
-(`qwenimage mini assemble --base outputs/mini/edit-base`), edit the `text-edit` suite's sources at 128 px (--size) and score
-them (`qwenimage eval edit --suite text-edit`: OCR of the new text inside the region, PSNR outside it), measure
+For every `exports/step-N/transformer` not measured yet: assemble a pipeline with the edit base (`qwenimage mini
+assemble --base outputs/mini/edit-base`), edit the `text-edit` suite's sources at 128 px (--size) and score them
+(`qwenimage eval edit --suite text-edit`: OCR of the new text inside the region, PSNR outside it), measure
 text-to-image on the held-out `en-words` suite (`qwenimage eval text`) unless --no-t2i, and append one line to
-`<run>/edit-curve.jsonl`. --keep-unedited T also scores the edits with the source's pixels pasted back outside
-the area they changed (`qwenimage edit --keep-unedited T`: *_keep fields). With --watch S it then waits S seconds and looks again, until the run's last export
-(stages' steps) is measured. Acceptance (issue 18): ocr_exact >= 0.8 and psnr >= 25 dB.
+`<run>/edit-curve.jsonl`. --keep-unedited T also scores the edits with the source's pixels pasted back outside the
+area they changed (`qwenimage edit --keep-unedited T`: *_keep fields). With --watch S it then waits S seconds and
+looks again, until the run's last export (stages' steps) is measured. Acceptance (issue 18): ocr_exact >= 0.8 and
+psnr >= 25 dB.
 """
 
 from __future__ import annotations

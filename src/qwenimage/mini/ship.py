@@ -87,15 +87,13 @@ def edit_variant(source: str | Path, out: str | Path, edit_side: int | None = No
     processor, and qwenimage.json declaring the edit area: condition images of edit_side x edit_side pixels
     (default: the mini's native 128x128). Text-to-image still works from it. Written beside `out` and renamed; the
     manifest is written last."""
-    from qwenimage.mini.build import EDIT_PIPELINE_CLASS, MINI_SETTINGS
+    from qwenimage.mini.build import EDIT_PIPELINE_CLASS, MINI_SETTINGS, NATIVE_SIZE
     from qwenimage.tiny import model_index
 
     source, out = Path(source), Path(out)
-    area = MINI_SETTINGS["size_limits"]["edit_area"] if edit_side is None else edit_side * edit_side
-    if edit_side is not None and not (32 <= edit_side <= MINI_SETTINGS["size_limits"]["max_side"]
-                                      and edit_side % 16 == 0):
-        raise ValueError(f"edit side {edit_side} is out of range: it must be a multiple of 16 within "
-                         f"32..{MINI_SETTINGS['size_limits']['max_side']} pixels")
+    side, max_side = edit_side or NATIVE_SIZE, MINI_SETTINGS["size_limits"]["max_side"]
+    if not (32 <= side <= max_side and side % 16 == 0):
+        raise ValueError(f"edit side {side} is out of range: it must be a multiple of 16 within 32..{max_side} pixels")
     for needed in ("model_index.json", "processor/preprocessor_config.json", "text_encoder/config.json"):
         if not (source / needed).is_file():
             raise ValueError(f"cannot make an edit model of {source}: {needed} is missing")
@@ -107,7 +105,7 @@ def edit_variant(source: str | Path, out: str | Path, edit_side: int | None = No
                                                  "processor": model_index(EDIT_PIPELINE_CLASS)["processor"]})
     settings_path = tmp / "qwenimage.json"
     settings = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
-    limits = {**settings.get("size_limits", {}), "edit_area": area}
+    limits = {**settings.get("size_limits", {}), "edit_area": side * side}
     write_json_atomic(settings_path, {**settings, "size_limits": limits})
     write_manifest(tmp)
     shutil.rmtree(out, ignore_errors=True)

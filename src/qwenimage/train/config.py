@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DTYPE_NAMES = ("fp32", "bf16", "fp16")
-AUTOCAST_SETTINGS = (True, False, "auto")  # optim.autocast_bf16 (qwenimage.devices.bf16_autocast)  # qwenimage.dtypes.DTYPES, named here without importing torch
+DTYPE_NAMES = ("fp32", "bf16", "fp16")  # qwenimage.dtypes.DTYPES, named here without importing torch
+AUTOCAST_SETTINGS = (True, False, "auto")  # optim.autocast_bf16 (qwenimage.devices.bf16_autocast)
 # what a resumed run must share with the run that wrote its checkpoints (the rest, e.g. steps, stages, lr,
 # log and checkpoint intervals, may change): the weights' shapes and dtype, the LoRA layout, the objective
 RESUME_FIXED = ("model", "lora", "objective.kind")
