@@ -55,6 +55,22 @@ def test_a_run_resumes_from_its_last_checkpoint(tmp_path):
     assert len(resumed.run()) == 2
 
 
+def test_a_decoder_fine_tune_starts_from_bf16_weights_in_fp32(tmp_path):
+    """The shipped mini VAE is stored in bf16; training it without bf16 autocast must not mix dtypes."""
+    from qwenimage.train.vae_trainer import vae_config_for
+
+    word_images(tmp_path / "data")
+    WanVAE(vae_config_for("tiny-official-layout")).to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    config = _config(tmp_path, 2)
+    config.model.init, config.model.preset, config.model.decoder_only = str(tmp_path / "bf16"), "", True
+    config.optim.autocast_bf16 = False
+    trainer = VaeTrainer(config)
+    encoder_before = {n: p.clone() for n, p in trainer.vae.named_parameters() if n.startswith("encoder.")}
+    assert {p.dtype for p in trainer.vae.parameters()} == {torch.float32}
+    assert all(np.isfinite(trainer.run()))
+    assert all(torch.equal(p, encoder_before[n]) for n, p in trainer.vae.named_parameters() if n in encoder_before)
+
+
 def test_bad_configs_are_refused(tmp_path):
     from qwenimage.train.vae_trainer import VaeDataConfig
 

@@ -197,7 +197,9 @@ class VaeTrainer:
         self.output.mkdir(parents=True, exist_ok=True)
         save_job_config(config, self.output / "config.yaml")
         model = config.model
-        self.vae = (WanVAE.from_pretrained(model.init) if model.init else WanVAE(vae_config_for(model.preset))).train()
+        # fp32 master weights whatever the init folder stores (the shipped mini VAE is bf16)
+        self.vae = (WanVAE.from_pretrained(model.init, dtype=torch.float32) if model.init
+                    else WanVAE(vae_config_for(model.preset))).train()
         for name, param in self.vae.named_parameters():
             frozen = ".time_conv." in name  # time convolutions see only video: frozen here
             frozen |= model.decoder_only and name.startswith(("encoder.", "quant_conv."))
