@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 DTYPE_NAMES = ("fp32", "bf16", "fp16")  # qwenimage.dtypes.DTYPES, named here without importing torch
@@ -99,6 +100,10 @@ class ObjectiveConfig:
     resolution_shift: bool = False  # shift t towards noise for larger images, like the sampling schedule
     text_dropout: float = 0.0  # share of text-to-image samples trained with the empty prompt (for true CFG)
     null_prompt: str = " "  # the prompt of dropped samples: the negative prompt sampling uses
+    # edit pairs: the target tokens that differ from the source (mean |latent difference| > edit_threshold)
+    # weigh 1 + edit_weight in the flow loss, so the few tokens of the edit are not drowned by the copy
+    edit_weight: float = 0.0
+    edit_threshold: float = 0.5
     dpo_beta: float = 2000.0
     grpo: GrpoConfig = field(default_factory=GrpoConfig)
 
@@ -256,6 +261,10 @@ class TrainConfig:
             ("data.max_bad_records", d.max_bad_records, d.max_bad_records >= 0, ">= 0 (a share < 1 or a count)"),
             ("model.text_embedding_scale", self.model.text_embedding_scale, self.model.text_embedding_scale > 0,
              "> 0 (1: unchanged)"),
+            ("objective.edit_weight", self.objective.edit_weight, 0 <= self.objective.edit_weight < math.inf,
+             ">= 0 and finite (0: every token weighs 1)"),
+            ("objective.edit_threshold", self.objective.edit_threshold,
+             0 < self.objective.edit_threshold < math.inf, "> 0 and finite (a mean latent difference)"),
             ("optim.lr", o.lr, o.lr > 0, "> 0"),
             ("optim.text_encoder_lr", o.text_encoder_lr, o.text_encoder_lr >= 0, ">= 0 (0: optim.lr)"),
             ("optim.warmup_steps", o.warmup_steps, o.warmup_steps >= 0, ">= 0"),

@@ -301,7 +301,8 @@ class Trainer:
         if objective.kind == "dpo":
             lose = collate(encoded[len(planned):], self.info.device)
             return dpo_loss(self.model, self.reference, batch, lose, t, noise, objective.dpo_beta), 2 * tokens
-        return flow_matching_loss(self.model, batch, t, noise).mean(), tokens
+        return flow_matching_loss(self.model, batch, t, noise, objective.edit_weight,
+                                  objective.edit_threshold).mean(), tokens
 
     def trained_text(self, samples) -> TextConditioning | None:
         """[B, S_txt, D] prompt states of the text encoder in training (None when it is frozen: the samples
