@@ -1,4 +1,5 @@
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -45,3 +46,14 @@ def test_shipped_train_config_loads_and_validates():
     assert config.optim.lr == 2e-4 and [s.name for s in config.stages] == ["no-text", "short-text", "paragraphs"]
     with pytest.raises(ConfigError, match="tasks must weight some of t2i"):
         load_job_config(TrainConfig, "configs/train/tiny.yaml", ["stages=[{name: x, tasks: {dance: 1}}]"])
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs/train").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_train_config_validates(path):
+    """Each file in configs/train/ loads into the dataclass its `kind` names and passes its checks."""
+    from qwenimage.cli.train_cmd import config_kind
+    from qwenimage.train.recipe import RecipeConfig
+    from qwenimage.train.vae_trainer import VaeTrainConfig
+
+    classes = {"transformer": TrainConfig, "vae": VaeTrainConfig, "recipe": RecipeConfig}
+    load_job_config(classes[config_kind(path, [])], path, [])
