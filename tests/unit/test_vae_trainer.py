@@ -1,5 +1,6 @@
 """VAE training: the loss goes down, a run resumes from its checkpoint, the export carries latent statistics."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -64,11 +65,14 @@ def test_a_decoder_fine_tune_starts_from_bf16_weights_in_fp32(tmp_path):
     config = _config(tmp_path, 2)
     config.model.init, config.model.preset, config.model.decoder_only = str(tmp_path / "bf16"), "", True
     config.optim.autocast_bf16 = False
+    config.output.export_to, config.output.export_dtype = str(tmp_path / "pipe"), "bf16"
     trainer = VaeTrainer(config)
     encoder_before = {n: p.clone() for n, p in trainer.vae.named_parameters() if n.startswith("encoder.")}
     assert {p.dtype for p in trainer.vae.parameters()} == {torch.float32}
     assert all(np.isfinite(trainer.run()))
     assert all(torch.equal(p, encoder_before[n]) for n, p in trainer.vae.named_parameters() if n in encoder_before)
+    shipped = WanVAE.from_pretrained(tmp_path / "pipe" / "vae")  # exported in bf16, like the folder it came from
+    assert {p.dtype for p in shipped.parameters()} == {torch.bfloat16}
 
 
 def test_bad_configs_are_refused(tmp_path):
@@ -76,6 +80,8 @@ def test_bad_configs_are_refused(tmp_path):
 
     with pytest.raises(ValueError, match="crop"):
         VaeTrainConfig(data=VaeDataConfig(crop=30))
+    with pytest.raises(ValueError, match="output.export_dtype must be one of fp32, bf16, fp16, got 'int4'"):
+        VaeTrainConfig(output=dataclasses.replace(_config(tmp_path, 2).output, export_dtype="int4"))
     with pytest.raises(ValueError, match="no training images"):
         VaeTrainer(VaeTrainConfig(output=_config(tmp_path, 2).output))
 

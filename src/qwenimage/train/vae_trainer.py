@@ -23,9 +23,11 @@ import torch
 import torch.nn.functional as F
 
 from qwenimage.devices import bf16_autocast
+from qwenimage.dtypes import DTYPES
 from qwenimage.images import pil_to_tensor
 from qwenimage.jobconfig import save_job_config
 from qwenimage.train.checkpoint import resume, save_checkpoint
+from qwenimage.train.config import DTYPE_NAMES
 from qwenimage.train.data import fit_to_bucket, seed_for
 from qwenimage.train.ema import EMA
 from qwenimage.train.parallel import init_distributed
@@ -80,6 +82,7 @@ class VaeOutputConfig:
     checkpoint_every: int = 200
     export_to: str = ""  # also write the trained VAE into this pipeline folder's vae/ (e.g. the mini base folder)
     stats_images: int = 256  # training images whose latents give latents_mean / latents_std
+    export_dtype: str = "fp32"  # fp32 | bf16 | fp16: the exported VAE's weights (training keeps fp32 masters)
 
 
 @dataclass
@@ -103,6 +106,9 @@ class VaeTrainConfig:
                             ("output.checkpoint_every", self.output.checkpoint_every)):
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value!r}")
+        if self.output.export_dtype not in DTYPE_NAMES:
+            raise ValueError(f"output.export_dtype must be one of {', '.join(DTYPE_NAMES)}, "
+                             f"got {self.output.export_dtype!r}")
 
 
 def vae_config_for(preset: str) -> VAEConfig:
@@ -263,6 +269,7 @@ class VaeTrainer:
             mean, std = latent_statistics(self.vae, self.sampler, self.config.output.stats_images)
         exported = WanVAE(dataclasses.replace(self.vae.config, latents_mean=tuple(mean), latents_std=tuple(std)))
         exported.load_state_dict(self.vae.state_dict())
+        exported.to(DTYPES[self.config.output.export_dtype])
         targets = [self.output / "vae"]
         if self.config.output.export_to:
             targets.append(Path(self.config.output.export_to) / "vae")
