@@ -175,3 +175,52 @@ def test_the_edit_style_shows_the_vl_model_the_condition_area():
 
     assert edit_style("edit", SIZE * SIZE).vl_area == SIZE * SIZE
     assert edit_style("edit_plus", SIZE * SIZE) == EDIT_STYLES["edit_plus"]
+
+
+MONO = {"fonts": ["DejaVu Sans Mono Bold"], "font_size": 24, "align": "left", "jitter": 0.0, "colors": False,
+        "phrase_share": 0.0, "case_share": 0.0, "max_chars": 8}
+
+
+def test_the_words_layout_draws_both_texts_on_one_letter_grid_and_uses_the_given_wordings():
+    wordings = ['Change the text to "{new}"', 'Change the text "{old}" to "{new}"']
+    strategy = EditPairsStrategy(SynthConfig(words=MONO, edit_pairs={"kinds": {"text": 1}, "layout": "words",
+                                                                     "instructions": wordings}))
+    seen = set()
+    for seed in range(6):
+        sample = strategy.render(np.random.default_rng(seed), SIZE, SIZE, "en")
+        source, edited = np.asarray(sample.source), np.asarray(sample.image)  # [H, W, 3]
+        assert np.array_equal(source[outside(sample)], edited[outside(sample)]) and not np.array_equal(source, edited)
+        old, new = sample.extra["old_text"], sample.extra["new_text"]
+        assert sample.caption == f'a sign that says "{new}"'
+        assert sample.instruction in {w.format(old=old, new=new) for w in wordings}
+        seen.add(sample.instruction.startswith('Change the text to'))
+        # the same pen position and baseline: the ink of both starts in the same column, within one text line
+        ink = [np.nonzero((image < 128).any(axis=2)) for image in (source, edited)]  # (rows, cols) of dark pixels
+        assert abs(ink[0][1].min() - ink[1][1].min()) <= 3
+        assert abs(np.median(ink[0][0]) - np.median(ink[1][0])) <= 4
+    assert seen == {True, False}
+
+
+def test_bad_layout_or_wordings_name_the_value():
+    with pytest.raises(ValueError, match="'grid'"):
+        EditPairsOptions.from_dict({"layout": "grid"})
+    with pytest.raises(ValueError, match="Change it"):
+        EditPairsOptions.from_dict({"instructions": ["Change it"]})
+    with pytest.raises(ValueError, match="colour"):
+        EditPairsOptions.from_dict({"instructions": ['Make "{new}" {colour}']})
+    strategy = EditPairsStrategy(SynthConfig(words=MONO, edit_pairs={"kinds": {"color": 1}, "layout": "words"}))
+    with pytest.raises(ValueError, match="text edits only"):
+        strategy.render(np.random.default_rng(0), SIZE, SIZE, "en")
+
+
+def test_a_word_list_draws_only_its_words():
+    listed = heldout_words("suite:en-words")
+    words = {**MONO, "exclude_words": "", "word_list": "suite:en-words"}
+    strategy = EditPairsStrategy(SynthConfig(words=words, edit_pairs={"kinds": {"text": 1}, "layout": "words"}))
+    for seed in range(5):
+        sample = strategy.render(np.random.default_rng(seed), SIZE, SIZE, "en")
+        assert {sample.extra["old_text"], sample.extra["new_text"]} <= listed
+    with pytest.raises(ValueError, match="no word"):
+        from qwenimage.synth.words import listed_word_list
+
+        listed_word_list("suite:en-words", frozenset(listed))

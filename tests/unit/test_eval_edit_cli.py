@@ -149,7 +149,9 @@ def test_bad_pairs_give_a_one_line_error_and_exit_2(tmp_path, capsys, case, expe
     (["--suite", "text-edit"], "--build DIR"),
     (["--suite", "text-edit", "--build", "x", "--through-vae", "y"], "one of --build DIR"),
     (["--suite", "text-edit", "--through-vae", "nowhere"], "--through-vae nowhere: no such folder"),
-    (["--pairs", "x", "--through-vae", "y"], "not with --pairs"),
+    (["--pairs", "x", "--build", "y"], "not with --pairs"),
+    (["--pairs", "x", "--through-vae", "y", "--model", "m"], "not both"),
+    (["--pairs", "x", "--model", "m", "--edited", "e"], "--edited scores another editor's outputs"),
     (["--pairs", "x", "--keep-unedited"], "--keep-unedited goes with"),
     (["--suite", "text-edit", "--build", "x", "--keep-unedited", "0.5"], "--keep-unedited goes with"),
     (["--suite", "text-edit", "--build", "x", "--size", "100"], "size = 100"),
@@ -169,3 +171,48 @@ def test_pairs_without_masks_score_the_whole_image(tmp_path):
 
     record = score_loaded(load_pair(read_pairs(tmp_path)[0]))
     assert record["region_fraction"] == 0.0 and record["count"] == 48 * 48 * 3 and record["ssim"] == 1.0
+
+
+MONO_WORDS = {"fonts": ["DejaVu Sans Mono Bold"], "font_size": 24, "align": "left", "jitter": 0.0, "colors": False,
+              "phrase_share": 0.0, "case_share": 0.0, "max_chars": 8}
+
+
+def synth_edit_pairs(out, fmt: str, count: int = 2):
+    from qwenimage.synth.job import SynthJob
+    from qwenimage.synth.runner import RunOptions, run_job
+
+    job = SynthJob(count=count, strategies={"edit_pairs": 1}, languages={"en": 1}, width=128, height=128, seed=5,
+                   shard_size=count, verify_fraction=0.0, format=fmt,
+                   synth={"words": MONO_WORDS, "edit_pairs": {"kinds": {"text": 1}, "layout": "words"}})
+    run_job(job, out, RunOptions(progress=False, report_samples=0))
+    return out
+
+
+def test_a_synth_folder_of_edit_pairs_is_scored_edited_and_round_tripped(tiny_pipeline_dir, tmp_path, capsys):
+    pairs_dir = synth_edit_pairs(tmp_path / "synth", "folder")
+    pairs = read_pairs(pairs_dir)
+    assert len(pairs) == 2 and all(p.instruction and p.new_text in p.instruction for p in pairs)
+    assert all(p.region is not None and p.old_text and p.source.name.endswith(".source.png") for p in pairs)
+
+    code, _, _ = run(capsys, "--pairs", str(pairs_dir), "--no-ocr", "--no-progress", "--out", str(tmp_path / "truth"))
+    truth = json.loads((tmp_path / "truth" / "results.json").read_text())["records"]
+    assert code == 0 and [r["psnr"] for r in truth] == ["inf", "inf"]  # the pairs differ only inside the region
+
+    code, _, _ = run(capsys, "--pairs", str(pairs_dir), "--through-vae", str(tiny_pipeline_dir), "--no-ocr",
+                     "--no-progress", "--out", str(tmp_path / "vae"))
+    assert code == 0
+    records = json.loads((tmp_path / "vae" / "results.json").read_text())["records"]
+    assert all(r["edited"].startswith(str(tmp_path / "vae" / "edited")) and r["psnr"] < 40 for r in records)
+
+    out = tmp_path / "model"
+    code, _, _ = run(capsys, "--pairs", str(pairs_dir), "--model", str(tiny_pipeline_dir), "--steps", "1",
+                     "--cfg", "1", "--no-ocr", "--no-progress", "--out", str(out))
+    results = json.loads((out / "results.json").read_text())
+    assert code == 0 and results["command"].startswith(f"qwenimage eval edit --pairs {pairs_dir} --model")
+    assert sorted(p.name for p in (out / "edited").iterdir()) == sorted(f"{p.id}.png" for p in pairs)
+
+
+def test_a_synth_run_in_tar_shards_is_refused_with_the_fix(tmp_path, capsys):
+    pairs_dir = synth_edit_pairs(tmp_path / "synth", "wds", count=1)
+    code, _, err = run(capsys, "--pairs", str(pairs_dir), "--no-ocr", "--out", str(tmp_path / "out"))
+    assert code == 2 and "format: folder" in err and err.strip().count("\n") == 0

@@ -19,9 +19,10 @@ from qwenimage.pipelines.keep import DEFAULT_KEEP_THRESHOLD
 EDIT_HELP = """Edit consistency of (source, edited[, mask]) pairs: PSNR / SSIM / mean CIEDE2000 ΔE outside the
 edited region, the global pixel shift (sub-pixel phase correlation) and, for pairs with a new_text, OCR of
 that text inside the region. Pairs: a folder of ID.source.png, ID.edited.png[, ID.mask.png], or a JSONL
-manifest (DIR/pairs.jsonl or a .jsonl file). --suite text-edit builds synthetic ground-truth pairs (--build)
-or edits their sources with a model and scores the edits (--model; resumable); --through-vae scores the ground
-truth after a round trip through a VAE: the ceiling of any edit model that draws through it. Writes results.json and
+manifest (DIR/pairs.jsonl or a .jsonl file), or a synth run's edit pairs written with format: folder.
+--suite text-edit builds synthetic ground-truth pairs (--build). With --suite or --pairs, --model edits the
+sources with each pair's instruction and scores the edits (resumable); --through-vae scores the ground truth
+after a round trip through a VAE: the ceiling of any edit model that draws through it. Writes results.json and
 report.html to --out. See docs/eval/edit_vae.md."""
 
 VAE_HELP = """VAE fidelity: reconstruct photos and synthetic text images through the model's VAE (encode, posterior
@@ -54,9 +55,10 @@ def add_edit_parser(sub: argparse._SubParsersAction) -> None:
                    help="score DIR/ID.png (another editor's outputs) instead of the pairs' edited images")
     p.add_argument("--suite", choices=["text-edit"], default=None, help="the synthetic text-edit suite")
     p.add_argument("--build", type=Path, default=None, metavar="DIR", help="with --suite: write its ground truth")
-    p.add_argument("--model", type=Path, default=None, metavar="DIR", help="with --suite: edit its sources")
+    p.add_argument("--model", type=Path, default=None, metavar="DIR",
+                   help="with --suite or --pairs: edit the sources with each pair's instruction")
     p.add_argument("--through-vae", type=Path, default=None, metavar="DIR",
-                   help="with --suite: score its ground-truth edits reconstructed by this VAE (a pipeline folder "
+                   help="with --suite or --pairs: score the ground-truth edits reconstructed by this VAE (a pipeline folder "
                         "or a VAE folder): the best any edit model drawing through that VAE can score")
     p.add_argument("--n", type=_positive, default=48, help="suite pairs (default 48)")
     p.add_argument("--size", type=int, default=512, help="suite image side, a multiple of 16 (default 512)")
@@ -105,7 +107,11 @@ def _flags(args: argparse.Namespace, names: list[str]) -> list[str]:
 
 def edit_command(args: argparse.Namespace) -> str:
     """The command with every setting that mattered spelled out (defaults included)."""
-    if args.pairs is not None:
+    if args.pairs is not None and args.model is not None:
+        names = ["pairs", "model", "steps", "cfg", "seed", "batch_size", "keep_unedited", "dtype", "no_ocr", "out"]
+    elif args.pairs is not None and args.through_vae is not None:
+        names = ["pairs", "through_vae", "keep_unedited", "dtype", "no_ocr", "out"]
+    elif args.pairs is not None:
         names = ["pairs", "edited", "no_ocr", "out"]
     elif args.build is not None:
         names = ["suite", "build", "n", "size", "lang"]
@@ -139,10 +145,10 @@ def run_eval_edit(args: argparse.Namespace) -> int:
     if (args.pairs is None) == (args.suite is None):
         raise ValueError("give either --pairs DIR_OR_MANIFEST or --suite text-edit")
     modes = [name for name in ("build", "model", "through_vae") if getattr(args, name) is not None]
-    if args.pairs is not None and modes:
-        raise ValueError("--build, --model and --through-vae go with --suite text-edit, not with --pairs")
+    if args.pairs is not None and args.build is not None:
+        raise ValueError("--build goes with --suite text-edit, not with --pairs")
     if args.keep_unedited is not None and args.model is None and args.through_vae is None:
-        raise ValueError("--keep-unedited goes with --suite text-edit --model DIR or --through-vae DIR")
+        raise ValueError("--keep-unedited goes with --model DIR or --through-vae DIR")
     if args.suite is not None:
         config = TextEditSuiteConfig(n=args.n, size=args.size, languages=args.lang)
         if len(modes) != 1:
@@ -154,6 +160,14 @@ def run_eval_edit(args: argparse.Namespace) -> int:
                   f"qwenimage eval edit --pairs {args.build}")
             return 0
         pairs = _edit_with_model(args, config) if args.model is not None else _vae_ceiling(args, config)
+    elif len(modes) > 1:
+        raise ValueError("give one of --model DIR or --through-vae DIR with --pairs, not both")
+    elif modes and args.edited is not None:
+        raise ValueError("--edited scores another editor's outputs; it does not go with --model or --through-vae")
+    elif args.model is not None:
+        pairs = _edit_with_model(args, None)
+    elif args.through_vae is not None:
+        pairs = _vae_ceiling(args, None)
     else:
         pairs = read_pairs(args.pairs, args.edited)
     ocr = None if args.no_ocr else OcrEngine()
@@ -167,8 +181,18 @@ def run_eval_edit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pairs_to_edit(args: argparse.Namespace, config):
+    """(pairs, where they are): the suite's, built in OUT/suite on the first run (`config`), or --pairs."""
+    from qwenimage.eval.edit_generate import SUITE_DIR, ensure_suite
+    from qwenimage.eval.edit_pairs import read_pairs
+
+    if config is None:
+        return read_pairs(args.pairs), args.pairs
+    return ensure_suite(args.out / SUITE_DIR, config), args.out / SUITE_DIR
+
+
 def _edit_with_model(args: argparse.Namespace, config):
-    from qwenimage.eval.edit_generate import EDITED_DIR, SUITE_DIR, EditSampling, ensure_suite, generate_edits
+    from qwenimage.eval.edit_generate import EDITED_DIR, EditSampling, generate_edits
     from qwenimage.eval.edit_pairs import read_pairs
     from qwenimage.pipelines.loading import load_pipeline
 
@@ -176,26 +200,26 @@ def _edit_with_model(args: argparse.Namespace, config):
                             keep_unedited=args.keep_unedited)
     if not args.model.is_dir():
         raise ValueError(f"--model {args.model}: no such folder")
-    pairs = ensure_suite(args.out / SUITE_DIR, config)
+    pairs, where = _pairs_to_edit(args, config)
     device, dtype = _device_and_dtype(args)
     pipe = load_pipeline(args.model, dtype=dtype, device=device)
     generate_edits(pipe, pairs, args.out / EDITED_DIR, sampling, progress=not args.no_progress)
-    return read_pairs(args.out / SUITE_DIR, edited_dir=args.out / EDITED_DIR)
+    return read_pairs(where, edited_dir=args.out / EDITED_DIR)
 
 
 def _vae_ceiling(args: argparse.Namespace, config):
-    from qwenimage.eval.edit_generate import EDITED_DIR, SUITE_DIR, ensure_suite, reconstruct_edits
+    from qwenimage.eval.edit_generate import EDITED_DIR, reconstruct_edits
     from qwenimage.eval.edit_pairs import read_pairs
     from qwenimage.eval.vae import load_vae
 
     if not args.through_vae.is_dir():
         raise ValueError(f"--through-vae {args.through_vae}: no such folder")
-    pairs = ensure_suite(args.out / SUITE_DIR, config)
+    pairs, where = _pairs_to_edit(args, config)
     device, dtype = _device_and_dtype(args)
     vae = load_vae(args.through_vae, dtype=dtype, device=device)
     reconstruct_edits(vae, pairs, args.out / EDITED_DIR, progress=not args.no_progress,
                       keep_unedited=args.keep_unedited)
-    return read_pairs(args.out / SUITE_DIR, edited_dir=args.out / EDITED_DIR)
+    return read_pairs(where, edited_dir=args.out / EDITED_DIR)
 
 
 def run_eval_vae(args: argparse.Namespace) -> int:

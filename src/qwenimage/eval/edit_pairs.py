@@ -14,6 +14,10 @@ manifest's folder:
 
 `mask`, `new_text` (the text the edit should write, read by OCR inside the region), `old_text`, `region`
 (box in source pixels, x1/y1 exclusive; without it the mask's bounds) and `instruction` are optional.
+A synth run's output folder (`qwenimage synth` with the edit_pairs strategy and `format: folder`: job.json and
+synth-NNNNNN/KEY.png, KEY.source.png, KEY.json) is read as pairs too: the edited image, its source, and from the
+sample's JSON the new and old text, the region and the instruction.
+
 `edited_dir` replaces every pair's edited path by EDITED_DIR/ID.png (or ID.edited.png): another editor's
 outputs for the same sources, scored against the same manifest.
 """
@@ -26,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 MANIFEST_NAME = "pairs.jsonl"
+SYNTH_JOB = "job.json"  # what marks a synth run's output folder
 SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 ROLES = ("source", "edited", "mask")
 _NAME = re.compile(r"^(?P<id>.+)\.(?P<role>source|edited|mask)\.(?P<ext>png|jpe?g|webp)$", re.IGNORECASE)
@@ -53,6 +58,8 @@ def read_pairs(spec: str | Path, edited_dir: str | Path | None = None) -> list[E
     path = Path(spec)
     if path.is_file():
         pairs = read_manifest(path)
+    elif path.is_dir() and (path / SYNTH_JOB).is_file():
+        pairs = read_synth_pairs(path)
     elif path.is_dir():
         pairs = read_manifest(path / MANIFEST_NAME) if (path / MANIFEST_NAME).is_file() else read_folder(path)
     else:
@@ -85,6 +92,33 @@ def read_folder(folder: Path) -> list[EditPair]:
             raise ValueError(f"pair {pair_id!r} in {folder} is unpaired: no {missing[0]} image "
                              f"(expected {pair_id}.{missing[0]}.png)")
     return [EditPair(pair_id, roles["source"], roles["edited"], roles.get("mask")) for pair_id, roles in found.items()]
+
+
+def read_synth_pairs(folder: Path) -> list[EditPair]:
+    """The edit pairs of a synth run written with `format: folder` (finished shards only, in key order)."""
+    if any(folder.glob("synth-*.tar")):
+        raise ValueError(f"--pairs {folder}: a synth run in WebDataset shards; write edit pairs for scoring with "
+                         "format: folder (qwenimage synth ... format=folder)")
+    pairs = []
+    for shard in sorted(p for p in folder.glob("synth-*") if p.is_dir() and not p.name.endswith(".tmp")):
+        for meta_path in sorted(shard.glob("*.json")):
+            where = str(meta_path)
+            try:
+                meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as err:
+                raise ValueError(f"{where}: unreadable sample metadata ({err})") from err
+            extra = meta.get("extra") or {}
+            if "instruction" not in meta or "region" not in extra:
+                raise ValueError(f"{where}: not an edit pair (no instruction or region): was it written by the "
+                                 "edit_pairs strategy?")
+            key = meta_path.name.removesuffix(".json")
+            row = {"id": key, "source": f"{key}.source.png", "edited": f"{key}.png", "region": extra["region"],
+                   "instruction": meta["instruction"], "language": meta.get("language"),
+                   "new_text": extra.get("new_text"), "old_text": extra.get("old_text")}
+            pairs.append(_pair_from_row(row, shard, where))
+    if not pairs:
+        raise ValueError(f"--pairs {folder}: a synth folder with no finished shard of edit pairs")
+    return pairs
 
 
 def read_manifest(path: Path) -> list[EditPair]:

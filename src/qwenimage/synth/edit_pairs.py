@@ -15,6 +15,7 @@ text-edit suite's word pairs, so the suite measures edits to words the model nev
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -37,9 +38,18 @@ COLOR_INSTRUCTIONS = {
 }
 
 
+LAYOUTS = ("scene", "words")
+
+
 @dataclass(frozen=True)
 class EditPairsOptions:
     kinds: dict[str, float] = field(default_factory=lambda: {"text": 0.8, "color": 0.2})  # kind -> weight
+    # "scene": the text-edit suite's scenes; "words": the words strategy's picture (`synth.words` options: font,
+    # size, place, colours), drawn twice from one seed, so with its fixed layout the new text's k-th letter
+    # lands where the text-to-image model draws it
+    layout: str = "scene"
+    # English text-edit wordings with "{new}" (and optionally "{old}"); empty: the built-in ones
+    instructions: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "EditPairsOptions":
@@ -47,7 +57,16 @@ class EditPairsOptions:
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"unknown edit_pairs options {unknown}; known: {[f.name for f in fields(cls)]}")
+        if "instructions" in values:
+            wordings = values["instructions"]
+            values["instructions"] = (wordings,) if isinstance(wordings, str) else tuple(wordings)
         options = cls(**values)
+        if options.layout not in LAYOUTS:
+            raise ValueError(f"edit_pairs options: layout {options.layout!r}, choose from {list(LAYOUTS)}")
+        bad = [t for t in options.instructions if "{new}" not in t or set(re.findall(r"{(\w*)}", t)) - {"new", "old"}]
+        if bad:
+            raise ValueError(f"edit_pairs options: every instruction needs a {{new}} slot (and may have {{old}}), "
+                             f"got {bad}")
         kinds = options.kinds
         bad = sorted(set(kinds) - set(KINDS))
         if bad:
@@ -112,9 +131,17 @@ class EditPairsStrategy(StrategyBase):
         weights = np.array([self.options.kinds.get(k, 0.0) for k in KINDS])
         kind = KINDS[int(rng.choice(len(KINDS), p=weights / weights.sum()))]
         old, new = self.texts(rng, language, kind)
-        photos = photo_entries(self.config.background_dir, self.config.builtin_photos)
-        pair = render_pair(rng, width, old, new, self.fonts, photos, recolor=kind == "color")
-        instruction = self.instruction(rng, wording, kind, old, new, pair["meta"])
+        if self.options.layout == "words":
+            if kind != "text":
+                raise ValueError("edit_pairs options: the words layout has text edits only; set kinds: {text: 1}")
+            pair = self.words_pair(rng, width, height, language, old, new)
+        else:
+            photos = photo_entries(self.config.background_dir, self.config.builtin_photos)
+            pair = render_pair(rng, width, old, new, self.fonts, photos, recolor=kind == "color")
+        if kind == "text" and self.options.instructions and wording == "en":
+            instruction = str(rng.choice(self.options.instructions)).format(old=old, new=new)
+        else:
+            instruction = self.instruction(rng, wording, kind, old, new, pair["meta"])
         caption = self.caption(wording, new, pair["meta"]["medium"])
         box = tuple(int(v) for v in pair["box"])
         return SynthSample(
@@ -122,6 +149,21 @@ class EditPairsStrategy(StrategyBase):
             lines=[TextBox(new, box)], words=[TextBox(new, box)], fonts=[pair["meta"]["font"]], colors={},
             extra={**pair["meta"], "kind": kind, "old_text": old, "new_text": new, "region": list(box)},
             texts=[new], source=pair["source"], instruction=instruction)
+
+    def words_pair(self, rng: np.random.Generator, width: int, height: int, language: str, old: str,
+                   new: str) -> dict:
+        """Source and edited pictures of the words strategy from one seed (background, face, colour and place are
+        the same draws; with a fixed font size and pen position the letters of both texts share one grid), and the
+        region: the union of both text boxes, padded by 2 pixels."""
+        seed = int(rng.integers(2 ** 62))
+        source, edited = (self.words.draw_text(np.random.default_rng(seed), width, height, language, text)
+                          for text in (old, new))
+        boxes = [source.lines[0].box, edited.lines[0].box]
+        box = (max(0, min(b[0] for b in boxes) - 2), max(0, min(b[1] for b in boxes) - 2),
+               min(width, max(b[2] for b in boxes) + 2), min(height, max(b[3] for b in boxes) + 2))
+        meta = {"scene": f"words:{source.extra['background']}", "medium": "sign", "font": source.fonts[0],
+                "font_size": 0}
+        return {"source": source.image, "edited": edited.image, "box": box, "meta": meta}
 
     @staticmethod
     def caption(language: str, text: str, medium: str) -> str:

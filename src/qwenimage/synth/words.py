@@ -51,6 +51,9 @@ class WordsOptions:
     align: str = "center"  # "center", or "left": the text starts at a fixed margin (a letter's place is fixed)
     focus_letters: str = ""  # letters to practise: `focus_share` of English words hold one of them after the first
     focus_share: float = 0.0  # share of English words drawn from the focus list (words with a focus letter inside)
+    # English words drawn from this list only, uniformly (a word file, 'words:PATH' or a held-out suite such as
+    # 'suite:en-words': how evaluation data is drawn from held-out words); "": the frequency vocabulary
+    word_list: str = ""
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "WordsOptions":
@@ -96,6 +99,16 @@ def english_word_list(vocab_size: int, temperature: float, exclude: frozenset[st
 
 
 @functools.cache
+def listed_word_list(spec: str, exclude: frozenset[str]) -> WordList:
+    """The lower-case words of a word file or held-out suite (`read_word_set`), minus `exclude`, equally likely."""
+    words = sorted(w for w in read_word_set(spec) if _EN_WORD.match(w) and w not in exclude)
+    if not words:
+        raise ValueError(f"words options: word_list {spec!r} holds no word of 2-12 letters a-z outside the "
+                         "excluded ones")
+    return WordList(words, np.full(len(words), 1.0 / len(words)))
+
+
+@functools.cache
 def focus_word_list(vocab_size: int, temperature: float, exclude: frozenset[str], letters: str) -> WordList:
     """The words of `english_word_list` holding one of `letters` after their first letter (where a glyph sits between
     neighbours: the place a small model gets a letter's height or shape wrong), with their relative weights."""
@@ -123,7 +136,9 @@ class WordsStrategy(StrategyBase):
                     return word
             return word[:2]
         excluded = read_word_set(options.exclude_words) | frozenset(self.config.exclude_words)  # + --exclude-words
-        if options.focus_share and rng.random() < options.focus_share:
+        if options.word_list:
+            words = listed_word_list(options.word_list, excluded)
+        elif options.focus_share and rng.random() < options.focus_share:
             words = focus_word_list(options.vocab_size, options.temperature, excluded, options.focus_letters)
         else:
             words = english_word_list(options.vocab_size, options.temperature, excluded)
@@ -153,6 +168,12 @@ class WordsStrategy(StrategyBase):
         else:
             language = "zh" if language == "zh" else "en"
             text = self.text(rng, language, options)
+        return self.draw_text(rng, width, height, language, text)
+
+    def draw_text(self, rng: np.random.Generator, width: int, height: int, language: str, text: str) -> SynthSample:
+        """The sample of a given text: face, background, colour, size and place drawn from `rng` (so two texts drawn
+        from equally seeded generators share everything the text does not change: the edit pairs' `words` layout)."""
+        options = self.options
         face = self.face(rng, text, options)
         if options.colors:
             background = random_background(rng, width, height)
