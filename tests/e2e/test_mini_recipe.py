@@ -1,5 +1,5 @@
 """The qwenimage-mini recipe (configs/train/mini_recipe.yaml and the configs it runs) end to end at toy length:
-synth -> base -> VAE -> VAE refine -> decoder phases -> transformer curriculum -> its continuation -> the
+synth -> base -> VAE -> VAE refine -> decoder phases (words, then scenes) -> transformer curriculum -> its continuation -> the
 continuation with the text encoder trained jointly -> the fixed-layout and scene-wording runs, each from the
 folder the previous one assembled -> the final folder -> generate. So it cannot rot."""
 
@@ -23,8 +23,9 @@ LONG = ["stages.0.steps=2", "data.batch_size=2", "output.export_every=2", "outpu
 
 def extra() -> str:
     steps = {"synth-s1": SYNTH, "synth-s2": SYNTH, "synth-s3": SYNTH, "synth-mono": SYNTH, "synth-scenes": SYNTH,
-             "synth-vae-pure": SYNTH, "vae": VAE, "vae-refine": VAE, "vae-decoder": VAE, "vae-decoder-words": VAE,
-             "vae-decoder-mono": VAE, "transformer": TRANSFORMER, "transformer-long": LONG,
+             "synth-vae-pure": SYNTH, "synth-edit-pairs": SYNTH, "vae": VAE, "vae-refine": VAE, "vae-decoder": VAE,
+             "vae-decoder-words": VAE, "vae-decoder-mono": VAE, "vae-decoder-scenes": VAE, "vae-decoder-both": VAE,
+             "transformer": TRANSFORMER, "transformer-long": LONG,
              "transformer-joint": LONG + ["stop_after=2"], "transformer-joint-scaled": LONG,
              "transformer-mono": LONG + ["stop_after=2"], "transformer-scenes": LONG + ["stop_after=2"],
              "transformer-scenes-more": LONG}
@@ -34,8 +35,9 @@ def extra() -> str:
 def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--config", str(RECIPE), extra()]) == 0
-    ran = ("synth-s1, synth-s2, synth-s3, synth-mono, synth-scenes, synth-vae-pure, base, vae, vae-refine, "
-           "vae-decoder, vae-decoder-words, vae-decoder-mono, transformer, transformer-long, transformer-joint, "
+    ran = ("synth-s1, synth-s2, synth-s3, synth-mono, synth-scenes, synth-vae-pure, synth-edit-pairs, base, vae, "
+           "vae-refine, vae-decoder, vae-decoder-words, vae-decoder-mono, vae-decoder-scenes, vae-decoder-both, "
+           "transformer, transformer-long, transformer-joint, "
            "joint-start, transformer-joint-scaled, assemble, transformer-mono, mono-model, transformer-scenes, "
            "scenes-model, transformer-scenes-more, assemble-final")
     assert f"ran {ran}" in capsys.readouterr().out
