@@ -50,6 +50,21 @@ def test_command_line_values_win_over_the_model_defaults(shipped):
     assert (args.model, args.steps, args.cfg, args.width, args.height) == (shipped, 5, 3.0, 64, 32)
 
 
+def test_instruction_edits_take_the_models_edit_defaults_over_its_defaults(shipped):
+    settings = json.loads((shipped / "qwenimage.json").read_text())
+    settings["edit_defaults"] = {"true_cfg_scale": 1.0}
+    (shipped / "qwenimage.json").write_text(json.dumps(settings))
+
+    def filled(edit: bool, cfg=None) -> argparse.Namespace:
+        args = argparse.Namespace(model=shipped, steps=None, cfg=cfg, negative_prompt=None, width=None, height=None)
+        apply_model_defaults(args, with_size=False, edit=edit)
+        return args
+
+    assert (filled(edit=True).cfg, filled(edit=True).steps) == (1.0, 2)  # edit_defaults over defaults
+    assert filled(edit=False).cfg == 3.0  # text-to-image (and img2img / inpainting) keep "defaults"
+    assert filled(edit=True, cfg=5.0).cfg == 5.0  # the command line still wins
+
+
 def test_a_damaged_or_missing_file_is_named_in_one_line(shipped, capsys):
     weights = next(shipped.glob("transformer/*.safetensors"))
     weights.write_bytes(weights.read_bytes()[:100])

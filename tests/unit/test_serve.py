@@ -111,6 +111,19 @@ def test_to_requests_seeds_sizes_and_tasks():
         to_requests(ImageGenerationRequest(prompt="x" * 11), DEFAULTS, ServeConfig(max_prompt_chars=10))
 
 
+def test_instruction_edits_take_the_models_edit_cfg(tmp_path):
+    (tmp_path / "qwenimage.json").write_text(json.dumps({"defaults": {"true_cfg_scale": 4.0},
+                                                          "edit_defaults": {"true_cfg_scale": 1.0}}))
+    defaults, config, image = ModelDefaults.from_folder(tmp_path), ServeConfig(), Image.new("RGB", (48, 48))
+    assert defaults.edit_true_cfg_scale == 1.0
+    assert to_requests(ImageEditRequest(prompt="e"), defaults, config, images=[image])[0].true_cfg_scale == 1.0
+    assert to_requests(ImageGenerationRequest(prompt="a"), defaults, config)[0].true_cfg_scale == 4.0
+    inpaint = to_requests(ImageEditRequest(prompt="e"), defaults, config, images=[image], mask=image)[0]
+    assert inpaint.true_cfg_scale == 4.0  # inpainting is text-to-image over a mask: the plain defaults
+    asked = to_requests(ImageEditRequest(prompt="e", true_cfg_scale=3.0), defaults, config, images=[image])[0]
+    assert asked.true_cfg_scale == 3.0
+
+
 def test_openai_mask_transparent_means_repaint():
     mask = Image.new("RGBA", (4, 2), (255, 255, 255, 255))
     mask.putpixel((0, 0), (0, 0, 0, 0))

@@ -105,11 +105,15 @@ def resolve_model(args: argparse.Namespace) -> None:
     args.model = resolve_source(args.model, revision)
 
 
-def apply_model_defaults(args: argparse.Namespace, with_size: bool = True) -> None:
-    """Fill the options left unset from the model folder's qwenimage.json "defaults", then the fallbacks."""
+def apply_model_defaults(args: argparse.Namespace, with_size: bool = True, edit: bool = False) -> None:
+    """Fill the options left unset from the model folder's qwenimage.json "defaults" (for instruction edits,
+    `edit`, its "edit_defaults" over them: a model trained to edit without a CFG branch samples edits at CFG 1),
+    then the fallbacks."""
     from qwenimage.pipelines.loading import model_settings
 
-    defaults = {**FALLBACK_DEFAULTS, **model_settings(args.model).get("defaults", {})}
+    settings = model_settings(args.model)
+    defaults = {**FALLBACK_DEFAULTS, **settings.get("defaults", {}), **(settings.get("edit_defaults", {}) if edit
+                                                                          else {})}
     for option, key in (("steps", "num_steps"), ("cfg", "true_cfg_scale"), ("negative_prompt", "negative_prompt")):
         if getattr(args, option) is None:
             setattr(args, option, defaults[key])
@@ -134,8 +138,8 @@ def run_edit(args: argparse.Namespace) -> int:
     from qwenimage.pipelines.request import GenerationRequest
 
     resolve_model(args)
-    apply_model_defaults(args, with_size=False)  # edits take their size from the (last) input image
     from_image = args.mask is not None or args.strength is not None
+    apply_model_defaults(args, with_size=False, edit=not from_image)  # edits take their size from the input image
     if from_image and len(args.image) != 1:
         raise ValueError(f"img2img/inpaint take exactly one --image, got {len(args.image)}")
     requests = []

@@ -37,6 +37,8 @@ MINI_SETTINGS = {
     "size_limits": {"min_side": 64, "max_side": 512, "edit_area": NATIVE_SIZE * NATIVE_SIZE},
     "defaults": {"width": NATIVE_SIZE, "height": NATIVE_SIZE, "num_steps": 20, "true_cfg_scale": 4.0,
                  "negative_prompt": " "},
+    # instruction edits: CFG off (the edit runs train no empty-instruction branch), as the edit evaluations sample
+    "edit_defaults": {"true_cfg_scale": 1.0},
 }
 TOKENIZER_CLASS = "PreTrainedTokenizerFast"  # see text/char_tokenizer.py: Qwen2Tokenizer would re-split the text
 

@@ -85,8 +85,8 @@ def edit_variant(source: str | Path, out: str | Path, edit_side: int | None = No
     """The pipeline folder `source` as an edit model (QwenImageEditPipeline): the same components (the processor
     folder included: the text encoder has a vision tower), model_index.json naming the edit class and the
     processor, and qwenimage.json declaring the edit area: condition images of edit_side x edit_side pixels
-    (default: the mini's native 128x128). Text-to-image still works from it. Written beside `out` and renamed; the
-    manifest is written last."""
+    (default: the mini's native 128x128) and the edit defaults (CFG 1). Text-to-image still works from it.
+    Written beside `out` and renamed; the manifest is written last."""
     from qwenimage.mini.build import EDIT_PIPELINE_CLASS, MINI_SETTINGS, NATIVE_SIZE
     from qwenimage.tiny import model_index
 
@@ -106,7 +106,8 @@ def edit_variant(source: str | Path, out: str | Path, edit_side: int | None = No
     settings_path = tmp / "qwenimage.json"
     settings = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
     limits = {**settings.get("size_limits", {}), "edit_area": side * side}
-    write_json_atomic(settings_path, {**settings, "size_limits": limits})
+    edit_defaults = {**MINI_SETTINGS["edit_defaults"], **settings.get("edit_defaults", {})}
+    write_json_atomic(settings_path, {**settings, "size_limits": limits, "edit_defaults": edit_defaults})
     write_manifest(tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

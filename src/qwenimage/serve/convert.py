@@ -30,13 +30,17 @@ class ModelDefaults:
     negative_prompt: str | None = None
     width: int | None = None
     height: int | None = None
+    edit_true_cfg_scale: float | None = None  # qwenimage.json "edit_defaults": instruction edits' CFG, if set
 
     @classmethod
     def from_folder(cls, folder: Path) -> ModelDefaults:
         from qwenimage.pipelines.loading import model_settings
 
+        settings = model_settings(folder)
         known = {"num_steps", "true_cfg_scale", "negative_prompt", "width", "height"}
-        return cls(**{k: v for k, v in model_settings(folder).get("defaults", {}).items() if k in known})
+        edit_cfg = settings.get("edit_defaults", {}).get("true_cfg_scale")
+        return cls(**{k: v for k, v in settings.get("defaults", {}).items() if k in known},
+                   edit_true_cfg_scale=edit_cfg)
 
 
 def parse_size(size: str | None) -> tuple[int, int] | None:
@@ -86,7 +90,10 @@ def to_requests(params: ImageParams, defaults: ModelDefaults, config: ServeConfi
     if size is None and not images:
         size = (defaults.width, defaults.height) if defaults.width and defaults.height else None
     negative = params.negative_prompt if params.negative_prompt is not None else defaults.negative_prompt
-    cfg = params.true_cfg_scale if params.true_cfg_scale is not None else defaults.true_cfg_scale
+    default_cfg = defaults.true_cfg_scale
+    if images and mask is None and defaults.edit_true_cfg_scale is not None:  # an instruction edit
+        default_cfg = defaults.edit_true_cfg_scale
+    cfg = params.true_cfg_scale if params.true_cfg_scale is not None else default_cfg
     if mask is not None and len(images) != 1:
         raise invalid(f"inpainting with a mask takes exactly one image, got {len(images)}", "image")
     requests, steps = [], steps_for(params, defaults)
