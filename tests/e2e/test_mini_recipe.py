@@ -1,7 +1,8 @@
 """The qwenimage-mini recipe (configs/train/mini_recipe.yaml and the configs it runs) end to end at toy length:
 synth -> base -> VAE -> VAE refine -> decoder phases (words, then scenes) -> transformer curriculum -> its continuation -> the
 continuation with the text encoder trained jointly -> the fixed-layout and scene-wording runs, each from the
-folder the previous one assembled -> the final folder -> generate. So it cannot rot."""
+folder the previous one assembled -> the text-to-image folder -> the edit runs -> the final (edit) folder ->
+generate. So it cannot rot."""
 
 import json
 from pathlib import Path
@@ -17,6 +18,7 @@ VAE = ["optim.steps=2", "data.batch_size=2", "data.photos=0", "data.crop=32", "o
        "output.checkpoint_every=2"]
 TRANSFORMER = ["stages.0.steps=2", "stages.1.steps=2", "data.batch_size=2", "output.export_every=2",
                "output.checkpoint_every=2", "output.log_every=1", "optim.warmup_steps=1"]
+EDIT_RUN = "outputs/mini/train-edit-mono"  # the first edit run; the second starts from its export
 LONG = ["stages.0.steps=2", "data.batch_size=2", "output.export_every=2", "output.checkpoint_every=2",
         "output.log_every=1", "optim.warmup_steps=1"]
 
@@ -28,7 +30,11 @@ def extra() -> str:
              "transformer": TRANSFORMER, "transformer-long": LONG,
              "transformer-joint": LONG + ["stop_after=2"], "transformer-joint-scaled": LONG,
              "transformer-mono": LONG + ["stop_after=2"], "transformer-scenes": LONG + ["stop_after=2"],
-             "transformer-scenes-more": LONG}
+             "transformer-scenes-more": LONG, "synth-edit-mono": SYNTH, "synth-edit-mono-suite": SYNTH,
+             "transformer-edit-mono": LONG + ["stop_after=2"],
+             "transformer-edit-mono-b": LONG + ["stop_after=2",
+                                                f"model.transformer={EDIT_RUN}/exports/step-00000002/transformer"],
+             "assemble-edit": ["--transformer", "outputs/mini/train-edit-mono-b/exports/step-00000002/transformer"]}
     return "extra=" + json.dumps(steps)
 
 
@@ -39,10 +45,16 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
            "vae-refine, vae-decoder, vae-decoder-words, vae-decoder-mono, vae-decoder-scenes, vae-decoder-both, "
            "transformer, transformer-long, transformer-joint, "
            "joint-start, transformer-joint-scaled, assemble, transformer-mono, mono-model, transformer-scenes, "
-           "scenes-model, transformer-scenes-more, assemble-final")
+           "scenes-model, transformer-scenes-more, assemble-final, synth-edit-mono, synth-edit-mono-suite, edit-base, "
+           "transformer-edit-mono, transformer-edit-mono-b, assemble-edit, final")
     assert f"ran {ran}" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
+    final = tmp_path / "outputs" / "mini" / "model-edit"  # what is shipped: the edit run's transformer, edit class
+    assert json.loads((final / "model_index.json").read_text())["_class_name"] == "QwenImageEditPipeline"
+    assert (final / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == (
+        tmp_path / "outputs/mini/train-edit-mono-b/exports/step-00000002/transformer/"
+                   "diffusion_pytorch_model.safetensors").read_bytes()
     def logged_stages(run: str) -> list[str]:  # the stage of every logged step of outputs/mini/<run>
         log = (tmp_path / "outputs/mini" / run / "log.jsonl").read_text().splitlines()
         return [json.loads(line)["stage"] for line in log]
