@@ -110,3 +110,17 @@ def test_a_form_submission_runs_on_the_servers_scheduler():
 async def collect_one(serving, params):
     async for event in run_job(serving, params):
         return event
+
+
+@pytest.mark.parametrize("edit_cfg, expected", [(1.0, 1.0), (None, 4.0)])
+def test_the_edit_tabs_cfg_starts_at_the_models_edit_default(edit_cfg, expected):
+    from dataclasses import replace
+
+    from qwenimage.serve.ui import build_ui
+
+    worker, metrics = FakeWorker(), ServeMetrics()
+    worker.defaults = replace(worker.defaults, true_cfg_scale=4.0, edit_true_cfg_scale=edit_cfg)
+    scheduler = Scheduler(worker.run, metrics, max_batch=4, max_queue=4)
+    blocks = build_ui(Serving(ServeConfig(), worker, scheduler, store=None, metrics=metrics))
+    sliders = {b.elem_id: b.value for b in blocks.blocks.values() if str(getattr(b, "elem_id", "")).endswith("-cfg")}
+    assert sliders["t2i-cfg"] == 4.0 and sliders["edit-cfg"] == expected

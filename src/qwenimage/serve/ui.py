@@ -98,7 +98,7 @@ def _t2i_tab(defaults: ModelDefaults, config) -> tuple[list, gr.Button, gr.Butto
                 width_box = gr.Number(value=width, precision=0, step=16, label="width", elem_id="t2i-width")
                 height_box = gr.Number(value=height, precision=0, step=16, label="height", elem_id="t2i-height")
             aspect.input(_reshape, [aspect, width_box, height_box], [width_box, height_box])
-            sampling = _sampling_controls(defaults, config, "t2i")
+            sampling = _sampling_controls(defaults, config, "t2i", defaults.true_cfg_scale)
             run, stop = _buttons("Generate", "t2i")
         with gr.Column():
             out = _results("t2i")
@@ -124,7 +124,7 @@ def _edit_tab(defaults: ModelDefaults, config) -> tuple[list, gr.Button, gr.Butt
                 height_box = gr.Number(value=0, precision=0, step=16, label="height (0: from the image)",
                                        elem_id="edit-height")
             strength = gr.Slider(0, 1, value=1, step=0.05, label="inpainting strength (1: repaint from noise)")
-            sampling = _sampling_controls(defaults, config, "edit")
+            sampling = _sampling_controls(defaults, config, "edit", edit_cfg_default(defaults))
             run, stop = _buttons("Edit", "edit")
         with gr.Column():
             out = _results("edit")
@@ -136,11 +136,19 @@ def _negative_box(defaults: ModelDefaults, prefix: str) -> gr.Textbox:
                       placeholder=defaults.negative_prompt or "none, so true CFG is off")
 
 
-def _sampling_controls(defaults: ModelDefaults, config, prefix: str) -> list:
+def edit_cfg_default(defaults: ModelDefaults) -> float:
+    """The edit tab's CFG slider starts where an API instruction edit would: qwenimage.json's "edit_defaults"
+    when the model folder sets them (the mini model edits at CFG 1), else the text-to-image default."""
+    if defaults.edit_true_cfg_scale is not None:
+        return defaults.edit_true_cfg_scale
+    return defaults.true_cfg_scale
+
+
+def _sampling_controls(defaults: ModelDefaults, config, prefix: str, cfg_default: float) -> list:
     with gr.Row():
         steps = gr.Slider(1, max(STEPS_SLIDER_MAX, defaults.num_steps), value=defaults.num_steps, step=1,
                           label="steps", elem_id=f"{prefix}-steps")
-        cfg = gr.Slider(1, max(10.0, defaults.true_cfg_scale), value=defaults.true_cfg_scale, step=0.5,
+        cfg = gr.Slider(1, max(10.0, cfg_default), value=cfg_default, step=0.5,
                         label="CFG scale (with a negative prompt)", elem_id=f"{prefix}-cfg")
     with gr.Row():
         seed = gr.Number(value=RANDOM_SEED, precision=0, label="seed (-1: random)", elem_id=f"{prefix}-seed")
