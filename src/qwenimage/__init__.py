@@ -24,3 +24,7 @@ class _OptionalKernelNoise(_logging.Filter):
 # a logger's filters see only the records made by that logger, not its children's: each one is named
 for _name in ("torchao", "torchao.kernel.intmm", "torch.utils._pytree"):
     _logging.getLogger(_name).addFilter(_OptionalKernelNoise())
+
+from qwenimage.allocator import tune_malloc as _tune_malloc  # noqa: E402  (process-wide, see allocator.py)
+
+_tune_malloc()

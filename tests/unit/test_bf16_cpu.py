@@ -103,12 +103,17 @@ def attention_inputs(dtype, masked: bool):
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_blocked_attention_is_sdpa_in_fp32(masked):
-    """The blocked path's maths, without bf16 rounding, on any CPU: chunks, scale and key mask."""
+@pytest.mark.parametrize("head_views", [False, True])
+def test_blocked_attention_is_sdpa_in_fp32(masked, head_views):
+    """The blocked path's maths, without bf16 rounding, on any CPU: chunks, scale and key mask; also on the
+    transposed views of [B, S, H, Dh] memory that JointAttention passes (it copies them contiguous first)."""
     from qwenimage.model.attention import blocked_attention
 
     (q, k, v), mask = attention_inputs(torch.float32, masked)
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    if head_views:
+        q, k, v = (x.transpose(1, 2).contiguous().transpose(1, 2) for x in (q, k, v))
+        assert not q.is_contiguous()
     torch.testing.assert_close(blocked_attention(q, k, v, mask, chunk=64), expected, atol=1e-5, rtol=1e-5)
 
 

@@ -21,6 +21,7 @@ tensor, and no gradient is wanted; everything else stays on torchao's own path.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from qwenimage.devices import cpu_has_int8_dot
 
@@ -63,8 +64,9 @@ def int8_kernel_parts(x: torch.Tensor, weight: torch.Tensor,
 
 
 def token_scales(x: torch.Tensor) -> torch.Tensor:
-    """Symmetric per-token int8 scales of fp32 x [..., K] -> [..., 1]: max|x| / 127 (an all-zero token: tiny)."""
-    return torch.linalg.vector_norm(x, ord=float("inf"), dim=-1, keepdim=True).clamp_min_(_EPS) / 127
+    """Symmetric per-token int8 scales of x [..., K] (fp32 or bf16) -> [..., 1] fp32: max|x| / 127 (an all-zero
+    token: tiny). abs().amax() is exact in either dtype and ~20x faster on CPU than the inf-norm's reduction."""
+    return x.abs().amax(dim=-1, keepdim=True).float().clamp_min_(_EPS) / 127
 
 
 def dequantized_operands(x: torch.Tensor, qdata: torch.Tensor, weight_scale: torch.Tensor, bias: torch.Tensor | None
@@ -79,13 +81,19 @@ def dequantized_operands(x: torch.Tensor, qdata: torch.Tensor, weight_scale: tor
 
 
 def int8_dynamic_linear(x: torch.Tensor, qdata: torch.Tensor, weight_scale: torch.Tensor,
-                        bias: torch.Tensor | None) -> torch.Tensor:
-    """x [..., K] float, qdata [N, K] int8, weight_scale [N] -> [..., N] in x's dtype."""
-    rows = x.reshape(-1, x.shape[-1]).float()                                   # [M, K]
-    x_scale = token_scales(rows)                                                # [M, 1]
-    x_q = torch.round(rows / x_scale).to(torch.int8)                            # [M, K], |x_q| <= 127
+                        bias: torch.Tensor | None, gelu_tanh: bool = False) -> torch.Tensor:
+    """x [..., K] float, qdata [N, K] int8, weight_scale [N] -> [..., N] in x's dtype, optionally tanh-GELU'd.
+
+    Every pass but the GEMM is elementwise over [M, K] or [M, N], so each is written once: the scale from x in its
+    own dtype (bf16 stays bf16), the quantised rows in one fp32 buffer rounded in place, and the epilogue in place
+    on the GEMM's fp32 copy; the GELU runs there too, before the one rounding to x's dtype."""
+    rows = x.reshape(-1, x.shape[-1])                                           # [M, K]
+    x_scale = token_scales(rows)                                                # [M, 1] fp32
+    x_q = torch.div(rows.float(), x_scale).round_().to(torch.int8)              # [M, K], |x_q| <= 127
     out = torch._int_mm(x_q, qdata.t()).float()                                 # [M, N] int32 -> fp32
     out.mul_(x_scale).mul_(weight_scale)
     if bias is not None:
-        out.add_(bias.float())
+        out.add_(bias)
+    if gelu_tanh:
+        out = F.gelu(out, approximate="tanh")
     return out.to(x.dtype).reshape(*x.shape[:-1], qdata.shape[0])

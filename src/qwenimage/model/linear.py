@@ -154,8 +154,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if int8_parts is not None:
         if not cpu_has_int8_dot():  # torch's int8 GEMM would be scalar code here: the same maths in fp32
             return linear(*dequantized_operands(x, *int8_parts, bias), gelu_tanh=gelu_tanh).to(x.dtype)
-        out = int8_dynamic_linear(x, *int8_parts, bias)
-        return F.gelu(out, approximate="tanh") if gelu_tanh else out
+        return int8_dynamic_linear(x, *int8_parts, bias, gelu_tanh=gelu_tanh)
     if _autocasts_to_bf16(x, weight, bias):  # make autocast's casts here, so that the GEMMs stay on oneDNN
         with torch.autocast("cpu", enabled=False):
             cast = [t if t is None else t.to(torch.bfloat16) for t in (x, weight, bias)]
