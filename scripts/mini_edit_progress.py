@@ -1,6 +1,6 @@
 """Measure qwenimage-mini's text-edit run (configs/train/mini_edit.yaml) at every exported checkpoint.
 
-    python scripts/mini_edit_progress.py [--run outputs/mini/train-edit] [--watch 600]
+    python scripts/mini_edit_progress.py [--run outputs/mini/train-edit] [--watch 600] [--at 500 1000]
     python scripts/mini_edit_progress.py --run outputs/mini/train-edit-mono --no-suite \
         --pairs mono=data/mini/edit-mono-eval fixed=data/mini/edit-mono-eval-fixed
 
@@ -91,12 +91,16 @@ def main() -> int:
                         help="also score the edits with --keep-unedited T (the source pasted back outside the edit)")
     parser.add_argument("--pairs", nargs="+", type=named_folder, default=[], metavar="NAME=DIR",
                         help="also edit these pairs (a pairs folder or a synth folder of edit pairs)")
-    parser.add_argument("--no-suite", action="store_true", help="skip the text-edit suite (and the T2I check)")
+    parser.add_argument("--no-suite", action="store_true", help="skip the text-edit suite (--no-t2i skips the text-to-image check)")
     parser.add_argument("--watch", type=float, default=0, help="look for new exports every this many seconds")
+    parser.add_argument("--at", type=int, nargs="+", default=None, metavar="STEP",
+                        help="measure only the exports of these steps (default: every one)")
     args = parser.parse_args()
     while True:
-        curve = measure_new(args.run, "edit-curve.jsonl", lambda export: evaluate(args.run, export, args))
-        if not args.watch or any(entry["step"] >= last_step(args.run) for entry in curve):
+        curve = measure_new(args.run, "edit-curve.jsonl", lambda export: evaluate(args.run, export, args),
+                            None if args.at is None else set(args.at))
+        last = last_step(args.run) if args.at is None else max(args.at)
+        if not args.watch or any(entry["step"] >= last for entry in curve):
             return 0
         time.sleep(args.watch)
 

@@ -25,14 +25,18 @@ def assemble(base: Path, export: Path, snap: Path) -> Path:
     return snap
 
 
-def measure_new(run: Path, curve_name: str, evaluate: Callable[[Path], dict]) -> list[dict]:
-    """Every `exports/step-N` of the run not in <run>/<curve_name> yet, measured by `evaluate(export)` and
-    appended there (one JSON line each, so an interrupted script loses nothing measured); the whole curve."""
+def measure_new(run: Path, curve_name: str, evaluate: Callable[[Path], dict],
+                only: set[int] | None = None) -> list[dict]:
+    """Every `exports/step-N` of the run not in <run>/<curve_name> yet (of the steps in `only`, when given),
+    measured by `evaluate(export)` and appended there (one JSON line each, so an interrupted script loses nothing
+    measured); the whole curve."""
     curve_path = run / curve_name
     curve = [json.loads(line) for line in curve_path.read_text().splitlines()] if curve_path.is_file() else []
     done = {entry["step"] for entry in curve}
     for export in sorted((run / "exports").glob("step-*")):
         if export.name.endswith(".tmp") or int(export.name.split("-")[1]) in done:
+            continue
+        if only is not None and int(export.name.split("-")[1]) not in only:
             continue
         entry = evaluate(export)
         print(json.dumps(entry))
