@@ -106,6 +106,27 @@ def test_fixed_layout_puts_the_kth_letter_of_every_word_in_one_place():
     assert max(starts) - min(starts) <= 3  # the first letter's ink starts 8% in (within a glyph's side bearing)
 
 
+def test_vertical_jitter_moves_the_line_but_keeps_every_letters_column():
+    """The fixed layout on any row: the first letter's column and the word's width stay, its row moves; without
+    the option the same seeds draw the same pictures as before (no extra random draw)."""
+    fixed = dict(fonts=["DejaVu Sans Mono Bold"], font_size=24, align="left", jitter=0.0, colors=False,
+                 case_share=0.0, max_chars=8)
+    moved, still = strategy(**fixed, vertical_jitter=1.0), strategy(**fixed)
+    rows, starts = set(), set()
+    for seed in range(12):
+        sample = moved.render(np.random.default_rng(seed), 128, 128, "en")
+        plain = still.render(np.random.default_rng(seed), 128, 128, "en")
+        assert sample.text == plain.text
+        (x0, y0, x1, _), (px0, py0, px1, _) = sample.lines[0].box, plain.lines[0].box
+        assert (x0, x1) == (px0, px1)
+        ink = np.asarray(sample.image.convert("L")) < 128  # (128, 128) text pixels
+        starts.add(int(np.flatnonzero(ink.any(axis=0))[0]))
+        rows.add(y0)
+    assert max(starts) - min(starts) <= 3 and max(rows) - min(rows) > 40
+    with pytest.raises(ValueError, match="vertical_jitter"):
+        WordsOptions.from_dict({"vertical_jitter": 1.5})
+
+
 def test_layout_and_caption_options_are_checked():
     with pytest.raises(ValueError, match="align"):
         WordsOptions.from_dict({"align": "right"})

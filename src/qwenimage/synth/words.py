@@ -38,6 +38,9 @@ _EN_WORD = re.compile(r"^[a-z]{2,12}$")
 class WordsOptions:
     fonts: tuple[str, ...] = ()  # "Family Style" names to draw with; empty: any non-handwriting face
     jitter: float = 1.0  # 0: centred at a fixed size; 1: size 0.55-1.0 of the largest and any position
+    # the line's height moves (0: centred; 1: anywhere) while its size and its pen's x stay: with a fixed layout
+    # the k-th letter keeps its column on any row (edits of signs at other heights); jitter above it wins
+    vertical_jitter: float = 0.0
     colors: bool = True  # False: black on white
     phrase_share: float = 0.0  # share of 2-3 word phrases (English) / 2-4 character words (Chinese)
     case_share: float = 0.2  # share of Capitalised or UPPER English words
@@ -66,7 +69,7 @@ class WordsOptions:
             if name in values:
                 values[name] = (values[name],) if isinstance(values[name], str) else tuple(values[name])
         options = cls(**values)
-        shares = ("jitter", "phrase_share", "case_share", "scene_captions", "focus_share")
+        shares = ("jitter", "vertical_jitter", "phrase_share", "case_share", "scene_captions", "focus_share")
         if not all(0 <= getattr(options, name) <= 1 for name in shares):
             raise ValueError(f"words options: {', '.join(shares)} must lie in [0, 1], got {values}")
         bad = [c for c in options.captions if "{text}" not in c]
@@ -216,7 +219,7 @@ class WordsStrategy(StrategyBase):
         """Draw `text` on one line; returns its pixel box. Size: `font_size`, or the largest that fits 84% of the
         width and 40% of the height; scaled down by up to 45% with jitter. Position: centred (or, with
         `align: left`, starting at the pen position 8% of the width in, so the k-th letter of a monospaced font
-        always lands in the same place), moved anywhere with jitter."""
+        always lands in the same place), moved anywhere with jitter; `vertical_jitter` moves it up or down only."""
         jitter = options.jitter
         if options.font_size:
             size = options.font_size
@@ -240,7 +243,7 @@ class WordsStrategy(StrategyBase):
             px = free_x / 2 + (rng.random() - 0.5) * jitter * (free_x - 4)
             line_y0, line_y1 = y0, y1
         free_line = height - (line_y1 - line_y0)
-        py = free_line / 2 + (rng.random() - 0.5) * jitter * (free_line - 4)
+        py = free_line / 2 + (rng.random() - 0.5) * max(jitter, options.vertical_jitter) * (free_line - 4)
         left, top = int(round(px - x0)), int(round(py - line_y0))
         draw.text((left, top), text, font=font, fill=tuple(rgb))
         return (left + x0, top + y0, left + x1, top + y1)
