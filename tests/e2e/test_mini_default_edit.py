@@ -29,11 +29,15 @@ def test_the_default_model_is_an_edit_pipeline_with_edit_defaults():
     assert settings["edit_defaults"] == {"true_cfg_scale": 1.0} and settings["defaults"]["true_cfg_scale"] == 4.0
 
 
-def test_edit_with_the_default_model_writes_the_new_word_and_keeps_the_rest(tmp_path, monkeypatch):
+@pytest.mark.parametrize("colors, count, min_agreement, median_psnr", [(False, 3, 0.6, 25.0), (True, 5, 0.5, 18.0)])
+def test_edit_with_the_default_model_writes_the_new_word_and_keeps_the_rest(tmp_path, monkeypatch, colors, count,
+                                                                             min_agreement, median_psnr):
+    """White-page signs (stop 33) and, since stop 34, coloured, gradient and paper ones (docs/mini: 22 dB outside
+    the word on n=50; the ink's colour is not kept and dark backgrounds fail, so the bar is lower there)."""
     monkeypatch.delenv("QWENIMAGE_MODEL", raising=False)
-    strategy = EditPairsStrategy(SynthConfig(words=WORDS, edit_pairs=EDITS))
+    strategy = EditPairsStrategy(SynthConfig(words={**WORDS, "colors": colors}, edit_pairs=EDITS))
     pairs = []
-    for index in range(3):
+    for index in range(count):
         sample = strategy.render(np.random.default_rng([33, index]), 128, 128, "en")
         source = tmp_path / f"p{index}.source.png"
         sample.source.save(source)
@@ -47,5 +51,6 @@ def test_edit_with_the_default_model_writes_the_new_word_and_keeps_the_rest(tmp_
 
     records, _ = score_pairs(pairs, OcrEngine(), progress=False)
     agreement = [r["ocr_agreement"] for r in records]
-    assert np.mean(agreement) >= 0.6, [(r["new_text"], r["ocr_reading"]) for r in records]
-    assert all(float(r["psnr"]) >= 25 for r in records), [r["psnr"] for r in records]
+    assert np.mean(agreement) >= min_agreement, [(r["new_text"], r["ocr_reading"]) for r in records]
+    psnrs = [float(r["psnr"]) for r in records]
+    assert np.median(psnrs) >= median_psnr and min(psnrs) >= 10, psnrs  # stop 33's model: 9 dB on coloured signs
