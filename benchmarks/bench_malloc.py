@@ -24,15 +24,13 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import torch
     from bench_mmdit import interleaved_medians
+    from bench_quant import random_model
     from common import medium_config
     from qwenimage.devices import cpu_has_bf16
     from qwenimage.model import QwenImageMMDiT
     args = argparse.Namespace(**json.loads(sys.argv[2]))
     config = medium_config(args)
-    torch.manual_seed(0)
-    model = QwenImageMMDiT(config).eval()
-    for p in model.parameters():
-        torch.nn.init.normal_(p, std=0.02)
+    model = random_model(config)
     variants = {"fp32": (None, torch.float32), "int8-dynamic": ("int8-dynamic", torch.float32)}
     if cpu_has_bf16():
         variants.update({"bf16": (None, torch.bfloat16), "int8-dynamic+bf16": ("int8-dynamic", torch.bfloat16)})

@@ -34,9 +34,10 @@ def measure_new(run: Path, curve_name: str, evaluate: Callable[[Path], dict],
     curve = [json.loads(line) for line in curve_path.read_text().splitlines()] if curve_path.is_file() else []
     done = {entry["step"] for entry in curve}
     for export in sorted((run / "exports").glob("step-*")):
-        if export.name.endswith(".tmp") or int(export.name.split("-")[1]) in done:
+        if export.name.endswith(".tmp"):
             continue
-        if only is not None and int(export.name.split("-")[1]) not in only:
+        step = int(export.name.split("-")[1])
+        if step in done or (only is not None and step not in only):
             continue
         entry = evaluate(export)
         print(json.dumps(entry))

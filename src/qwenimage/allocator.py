@@ -5,7 +5,7 @@ mmap and unmaps it on free, so the next tensor of that size page-faults its whol
 CPU allocator asks malloc for every tensor, and a forward pass makes and frees the same few-MiB activations
 hundreds of times: on a 2-core AMD EPYC VM (family 26) a bf16 -> fp32 copy of a [1024, 2048] tensor took
 1.4 ms instead of 0.02 ms for a quarter of that size, and the int8-dynamic transformer forward ran 2x slower
-than with the settings below (`benchmarks/bench_quant.py` runs both). Allocations up to 32 MiB (the largest
+than with the settings below (`benchmarks/bench_malloc.py` runs both). Allocations up to 32 MiB (the largest
 threshold glibc accepts) now come from the heap, and up to 512 MiB of freed heap stays mapped for reuse.
 
 The settings are process-wide; `import qwenimage` applies them once (glibc on Linux only). Set the environment

@@ -42,6 +42,12 @@ class ModelDefaults:
         return cls(**{k: v for k, v in settings.get("defaults", {}).items() if k in known},
                    edit_true_cfg_scale=edit_cfg)
 
+    @property
+    def edit_cfg(self) -> float:
+        """The CFG of an instruction edit that sets none: "edit_defaults" when the folder has them (the mini model
+        edits at CFG 1), else the text-to-image default."""
+        return self.true_cfg_scale if self.edit_true_cfg_scale is None else self.edit_true_cfg_scale
+
 
 def parse_size(size: str | None) -> tuple[int, int] | None:
     """"WxH" -> (W, H); "auto" or None -> None (the model's default, or the input image's size for edits)."""
@@ -90,9 +96,7 @@ def to_requests(params: ImageParams, defaults: ModelDefaults, config: ServeConfi
     if size is None and not images:
         size = (defaults.width, defaults.height) if defaults.width and defaults.height else None
     negative = params.negative_prompt if params.negative_prompt is not None else defaults.negative_prompt
-    default_cfg = defaults.true_cfg_scale
-    if images and mask is None and defaults.edit_true_cfg_scale is not None:  # an instruction edit
-        default_cfg = defaults.edit_true_cfg_scale
+    default_cfg = defaults.edit_cfg if images and mask is None else defaults.true_cfg_scale  # instruction edit?
     cfg = params.true_cfg_scale if params.true_cfg_scale is not None else default_cfg
     if mask is not None and len(images) != 1:
         raise invalid(f"inpainting with a mask takes exactly one image, got {len(images)}", "image")

@@ -124,7 +124,7 @@ def _edit_tab(defaults: ModelDefaults, config) -> tuple[list, gr.Button, gr.Butt
                 height_box = gr.Number(value=0, precision=0, step=16, label="height (0: from the image)",
                                        elem_id="edit-height")
             strength = gr.Slider(0, 1, value=1, step=0.05, label="inpainting strength (1: repaint from noise)")
-            sampling = _sampling_controls(defaults, config, "edit", edit_cfg_default(defaults))
+            sampling = _sampling_controls(defaults, config, "edit", defaults.edit_cfg)  # as an API instruction edit
             run, stop = _buttons("Edit", "edit")
         with gr.Column():
             out = _results("edit")
@@ -134,14 +134,6 @@ def _edit_tab(defaults: ModelDefaults, config) -> tuple[list, gr.Button, gr.Butt
 def _negative_box(defaults: ModelDefaults, prefix: str) -> gr.Textbox:
     return gr.Textbox(label="negative prompt (empty: the model's default)", lines=1, elem_id=f"{prefix}-negative",
                       placeholder=defaults.negative_prompt or "none, so true CFG is off")
-
-
-def edit_cfg_default(defaults: ModelDefaults) -> float:
-    """The edit tab's CFG slider starts where an API instruction edit would: qwenimage.json's "edit_defaults"
-    when the model folder sets them (the mini model edits at CFG 1), else the text-to-image default."""
-    if defaults.edit_true_cfg_scale is not None:
-        return defaults.edit_true_cfg_scale
-    return defaults.true_cfg_scale
 
 
 def _sampling_controls(defaults: ModelDefaults, config, prefix: str, cfg_default: float) -> list:
