@@ -31,6 +31,28 @@ def test_stage_sources_must_be_data_sources():
         BatchPlan(records(), StageConfig(sources=["data/c"]), 0, seed=0, short_chars=12)
 
 
+def test_task_sources_keep_a_task_to_its_sources():
+    """Edit pairs carry captions, so they would also train text-to-image; task_sources keeps t2i to the words."""
+    image = Image.new("RGB", (16, 16))
+    pairs = [Record(f"p/{i}", image, "cap", instruction="edit", source=image, origin="data/pairs") for i in range(6)]
+    words = [Record(f"w/{i}", image, "cap", origin="data/words") for i in range(2)]
+    tasks = {"t2i": 0.5, "ti2i": 0.5}
+    plan = BatchPlan(pairs + words, StageConfig(tasks=tasks, task_sources={"t2i": ["data/words"]}), 0, seed=0,
+                     short_chars=12)
+    drawn = [plan.sample(i) for i in range(400)]
+    assert {(s.record >= 6, s.task) for s in drawn} == {(False, "ti2i"), (True, "t2i")}
+    free = BatchPlan(pairs + words, StageConfig(tasks=tasks), 0, seed=0, short_chars=12)
+    assert (False, "t2i") in {(s.record >= 6, free.sample(i).task) for i, s in enumerate(drawn)}
+    only_edits = StageConfig(tasks={"ti2i": 1.0}, task_sources={"ti2i": ["data/words"]})
+    with pytest.raises(ValueError, match="no record"):
+        BatchPlan(pairs + words, only_edits, 0, seed=0, short_chars=12)
+    data = TrainConfig().data.__class__(sources=["data/pairs", "data/words"])
+    with pytest.raises(ValueError, match="not among data.sources"):
+        TrainConfig(data=data, stages=[StageConfig(tasks=tasks, task_sources={"t2i": ["data/other"]})])
+    with pytest.raises(ValueError, match="t2x"):
+        TrainConfig(data=data, stages=[StageConfig(tasks=tasks, task_sources={"t2x": ["data/words"]})])
+
+
 def test_text_dropout_is_deterministic_and_near_its_rate():
     samples = [PlannedSample(0, "t2i", i) for i in range(2000)]
     first = [text_dropped(p, 3, 0, 0.1) for p in samples]

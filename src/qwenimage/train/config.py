@@ -116,6 +116,9 @@ class StageConfig:
     text: str = "any"  # which records: any | none (no text) | short | paragraph
     tasks: dict[str, float] = field(default_factory=lambda: {"t2i": 1.0})  # t2i / ti2i / i2i weights
     sources: list[str] = field(default_factory=list)  # train only on these of data.sources (empty: all of them)
+    # serve a task only from these of the sources, e.g. {t2i: [data/words]}: an edit pair's target has a caption
+    # and would otherwise also train text-to-image (a task not named here: every source serves it)
+    task_sources: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -182,7 +185,11 @@ class TrainConfig:
             unknown = set(stage.tasks) - {"t2i", "ti2i", "i2i"}
             if unknown or not any(w > 0 for w in stage.tasks.values()):
                 raise ValueError(f"stage {stage.name!r}: tasks must weight some of t2i / ti2i / i2i, got {stage.tasks}")
-            missing = [src for src in stage.sources if src not in self.data.sources]
+            unknown = set(stage.task_sources) - {"t2i", "ti2i", "i2i"}
+            if unknown:
+                raise ValueError(f"stage {stage.name!r}: task_sources names {sorted(unknown)}, not t2i / ti2i / i2i")
+            named = [src for srcs in stage.task_sources.values() for src in srcs]
+            missing = [src for src in [*stage.sources, *named] if src not in self.data.sources]
             if missing and self.data.sources:
                 raise ValueError(f"stage {stage.name!r}: sources {missing} are not among data.sources")
             if stage.text not in ("any", "none", "short", "paragraph"):

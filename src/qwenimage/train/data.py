@@ -64,12 +64,17 @@ class BatchPlan:
             return False
         text_ok = self.stage.text == "any" or record.text_kind(short_chars) == self.stage.text
         loser_ok = not self.need_loser or record.lose is not None
-        return text_ok and loser_ok and record.weight > 0 and bool(record.tasks() & set(self.tasks))
+        return text_ok and loser_ok and record.weight > 0 and bool(self._options(record))
+
+    def _options(self, record: Record) -> list[str]:
+        """The stage's tasks this record serves (a task with task_sources only from those sources)."""
+        served = self.stage.task_sources
+        return [t for t in self.tasks if t in record.tasks() and (t not in served or record.origin in served[t])]
 
     def sample(self, global_index: int) -> PlannedSample:
         epoch, position = divmod(global_index - self.origin, len(self.eligible))
         record = self.eligible[self.order(epoch)[position]]
-        options = [t for t in self.tasks if t in self.records[record].tasks()]
+        options = self._options(self.records[record])
         weights = np.array([self.stage.tasks[t] for t in options], dtype=np.float64)
         rng = np.random.default_rng(seed_for(self.seed, self.stage_index, global_index, 7))
         return PlannedSample(record, options[rng.choice(len(options), p=weights / weights.sum())], global_index)
