@@ -132,3 +132,29 @@ def test_manifest_errors_name_the_line(tmp_path):
     manifest.write_text(json.dumps({"id": "a", "source": "a.png", "edited": "b.png", "region": [5, 5, 2, 9]}) + "\n")
     with pytest.raises(ValueError, match=r"region \[5, 5, 2, 9\]"):
         read_pairs(manifest)
+
+
+def test_another_editors_results_are_compared_with_the_ground_truth_inside_the_region(suite, tmp_path):
+    """With edited_dir the manifest's edited image is the ground truth: PSNR / ΔE to it inside the region."""
+    folder, pairs = suite
+    copies, recoloured = tmp_path / "copies", tmp_path / "recoloured"
+    copies.mkdir(), recoloured.mkdir()
+    for pair in pairs:
+        truth = np.asarray(pair.edited)
+        Image.fromarray(truth).save(copies / f"{pair.id}.png")  # an editor that drew the ground truth
+        tinted = truth.copy()
+        tinted[pair.region] = np.clip(tinted[pair.region].astype(int) + [40, -40, 0], 0, 255)  # other ink and paint
+        Image.fromarray(tinted).save(recoloured / f"{pair.id}.png")
+    exact = [score_loaded(load_pair(p)) for p in read_pairs(folder, edited_dir=copies)]
+    assert all(r["target_psnr"] == math.inf and r["target_delta_e"] == 0.0 for r in exact)
+    tinted_pairs = read_pairs(folder, edited_dir=recoloured)
+    assert all(p.target == folder / f"{p.id}.edited.png" for p in tinted_pairs)
+    tinted = [score_loaded(load_pair(p)) for p in tinted_pairs]
+    assert all(r["psnr"] == math.inf for r in tinted)  # outside the region the two editors agree
+    assert all(15 < r["target_psnr"] < 40 and r["target_delta_e"] > 5 for r in tinted)
+    summary = summarize(tinted, EDIT_METRICS)
+    sse, count = sum(r["target_sse"] for r in tinted), sum(r["target_count"] for r in tinted)
+    assert summary["target_psnr"]["value"] == pytest.approx(10 * math.log10(255 ** 2 * count / sse))
+    plain = score_loaded(load_pair(read_pairs(folder)[0]))  # no other editor: the edited image is the truth
+    assert plain["target_psnr"] is None and plain["reasons"]["target_psnr"] == "no ground truth"
+    assert summarize([plain], EDIT_METRICS)["target_psnr"]["n"] == 0

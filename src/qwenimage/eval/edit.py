@@ -7,7 +7,10 @@ Per pair (source, edited[, mask]; see edit_pairs.py for where pairs come from):
 - the global shift (dx, dy) of the edited image outside the region, by sub-pixel phase correlation
   (image_metrics.phase_shift, with the region weighted out);
 - for pairs with `new_text`: OCR of the edited image cropped to the region (plus a margin), scored against
-  the new text: exact match after qwenimage.ocr.normalize_text, and 1 - NED (text_agreement).
+  the new text: exact match after qwenimage.ocr.normalize_text, and 1 - NED (text_agreement);
+- for pairs with a ground-truth edit (`target`: a manifest's edited image when another editor's results are
+  scored): PSNR and mean ΔE between the edit and the ground truth inside the region, which see what OCR does not:
+  the ink's colour, the letters' font and place, the background behind them.
 
 An edited image of another size than its source is resized to it (Lanczos) and its record says so; a mask
 of another size is an error. Summaries: pooled PSNR and means, with bootstrap 95% intervals (pair_report).
@@ -35,9 +38,13 @@ EDIT_METRICS = (
     Metric("shift", "global shift (px)", False),
     Metric("ocr_exact", "new text read exactly in the region", True, unit_range=True, short="OCR exact"),
     Metric("ocr_agreement", "new text 1 - NED in the region", True, unit_range=True, short="OCR 1 - NED"),
+    Metric("target_psnr", "PSNR to the ground truth inside the region (dB)", True, pooled_psnr=True,
+           pooled_from=("target_sse", "target_count")),
+    Metric("target_delta_e", "mean ΔE to the ground truth inside the region", False),
 )
 COLUMNS = [("psnr", "PSNR"), ("ssim", "SSIM"), ("delta_e", "ΔE"), ("shift_dx", "dx"), ("shift_dy", "dy"),
-           ("new_text", "new text"), ("ocr_reading", "OCR in region"), ("ocr_agreement", "1 - NED")]
+           ("new_text", "new text"), ("ocr_reading", "OCR in region"), ("ocr_agreement", "1 - NED"),
+           ("target_psnr", "PSNR to truth"), ("target_delta_e", "ΔE to truth")]
 DIFF_GAIN = 4  # the difference thumbnail shows |edited - source| x 4
 
 
@@ -49,6 +56,7 @@ class LoadedPair:
     region: np.ndarray | None  # [H, W] bool, True = the edit may change it
     box: tuple[int, int, int, int] | None  # the region's bounds (x0, y0, x1, y1), for OCR
     edited_size: tuple[int, int]  # (w, h) as read
+    target: np.ndarray | None = None  # [H, W, 3] uint8, the ground-truth edit
 
 
 def load_pair(pair: EditPair) -> LoadedPair:
@@ -75,7 +83,14 @@ def load_pair(pair: EditPair) -> LoadedPair:
     elif region is not None and region.any():
         ys, xs = np.nonzero(region)
         box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return LoadedPair(pair, np.asarray(source), np.asarray(edited), region, box, edited_size)
+    target = None
+    if pair.target is not None:
+        truth = load_image(pair.target)
+        if truth.size != source.size:
+            raise ValueError(f"pair {pair.id!r}: ground truth {pair.target} is {truth.width}x{truth.height}, "
+                             f"the source is {source.width}x{source.height}")
+        target = np.asarray(truth)
+    return LoadedPair(pair, np.asarray(source), np.asarray(edited), region, box, edited_size, target)
 
 
 def ocr_crop(loaded: LoadedPair) -> Image.Image:
@@ -121,12 +136,25 @@ def score_loaded(loaded: LoadedPair, ocr=None) -> dict:
                       ocr_agreement=text_agreement(pair.new_text, reading))
     else:
         reasons["ocr_exact"] = reasons["ocr_agreement"] = "OCR turned off"
+    record.update(_target_scores(loaded, reasons))
     record["reasons"] = reasons
     return record
 
 
+def _target_scores(loaded: LoadedPair, reasons: dict) -> dict:
+    """The edit against the ground truth inside the region (None with a reason where there is none)."""
+    keys = ("target_psnr", "target_delta_e")
+    if loaded.target is None or loaded.region is None or not loaded.region.any():
+        reasons.update(dict.fromkeys(keys, "no ground truth" if loaded.target is None else "no region"))
+        return dict.fromkeys(keys)
+    error = im.squared_error(loaded.target, loaded.edited, loaded.region)
+    return {"target_sse": error.total, "target_count": error.count, "target_psnr": error.psnr,
+            "target_delta_e": im.delta_e(loaded.target, loaded.edited, loaded.region)}
+
+
 def pair_thumbnails(loaded: LoadedPair) -> list[tuple[str, str]]:
-    """(caption, data URI) for the source, the edited image and |edited - source| x 4 with the region boxed."""
+    """(caption, data URI) for the source, the edited image, |edited - source| x 4 with the region boxed, and the
+    ground truth where there is one."""
     diff = np.abs(loaded.edited.astype(np.int16) - loaded.source.astype(np.int16)) * DIFF_GAIN     # [H, W, 3]
     diff_image = Image.fromarray(np.clip(diff, 0, 255).astype(np.uint8))
     if loaded.box is not None:
@@ -134,7 +162,8 @@ def pair_thumbnails(loaded: LoadedPair) -> list[tuple[str, str]]:
                                              outline=(255, 60, 60), width=max(1, diff_image.width // 160))
     return [("source", image_uri(Image.fromarray(loaded.source))),
             ("edited", image_uri(Image.fromarray(loaded.edited))),
-            (f"|diff| x{DIFF_GAIN}", image_uri(diff_image))]
+            (f"|diff| x{DIFF_GAIN}", image_uri(diff_image))] + (
+        [] if loaded.target is None else [("ground truth", image_uri(Image.fromarray(loaded.target)))])
 
 
 def score_pairs(pairs: list[EditPair], ocr=None, progress: bool = True) -> tuple[list[dict], dict]:

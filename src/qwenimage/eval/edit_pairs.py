@@ -19,7 +19,8 @@ synth-NNNNNN/KEY.png, KEY.source.png, KEY.json) is read as pairs too: the edited
 sample's JSON the new and old text, the region and the instruction.
 
 `edited_dir` replaces every pair's edited path by EDITED_DIR/ID.png (or ID.edited.png): another editor's
-outputs for the same sources, scored against the same manifest.
+outputs for the same sources, scored against the same manifest; the manifest's edited image becomes the pair's
+`target`, the ground truth that the editor's result is compared with inside the region.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 MANIFEST_NAME = "pairs.jsonl"
 SYNTH_JOB = "job.json"  # what marks a synth run's output folder
 SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-ROLES = ("source", "edited", "mask")
+ROLES = ("source", "edited", "mask", "target")
 _NAME = re.compile(r"^(?P<id>.+)\.(?P<role>source|edited|mask)\.(?P<ext>png|jpe?g|webp)$", re.IGNORECASE)
 _OPTIONAL = ("new_text", "old_text", "instruction", "language")
 
@@ -48,9 +49,11 @@ class EditPair:
     region: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 in source pixels
     instruction: str | None = None
     language: str | None = None
+    target: Path | None = None  # the ground-truth edit, when `edited` is another editor's result
 
     def with_edited(self, path: Path) -> EditPair:
-        return replace(self, edited=path)
+        """This pair with another editor's result; what was the edited image becomes the ground truth."""
+        return replace(self, edited=path, target=self.target or self.edited)
 
 
 def read_pairs(spec: str | Path, edited_dir: str | Path | None = None) -> list[EditPair]:

@@ -36,6 +36,7 @@ class Metric:
     label: str
     higher_is_better: bool
     pooled_psnr: bool = False  # the value comes from the records' "sse" / "count" sums, not from record[key]
+    pooled_from: tuple[str, str] = ("sse", "count")  # the record keys of those sums
     unit_range: bool = False  # values lie in [0, 1]: drawn in the bar chart
     short: str = ""  # label in the bar chart (default: the key)
 
@@ -55,8 +56,9 @@ def summarize_metric(records: list[dict], metric: Metric) -> dict:
         return entry
     weights = resample_weights(len(present))                                                # [B, N]
     if metric.pooled_psnr:
-        sse = np.array([r["sse"] for r in present], np.float64)                              # [N]
-        count = np.array([r["count"] for r in present], np.float64)
+        sse_key, count_key = metric.pooled_from
+        sse = np.array([r[sse_key] for r in present], np.float64)                            # [N]
+        count = np.array([r[count_key] for r in present], np.float64)
         value, boot = pooled_psnr(sse.sum(), count.sum()), pooled_psnr(weights @ sse, weights @ count)  # [B]
     else:
         values = np.array([float(r[metric.key]) for r in present], np.float64)               # [N]
