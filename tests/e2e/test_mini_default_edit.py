@@ -29,13 +29,17 @@ def test_the_default_model_is_an_edit_pipeline_with_edit_defaults():
     assert settings["edit_defaults"] == {"true_cfg_scale": 1.0} and settings["defaults"]["true_cfg_scale"] == 4.0
 
 
-@pytest.mark.parametrize("colors, count, min_agreement, median_psnr", [(False, 3, 0.6, 25.0), (True, 5, 0.5, 18.0)])
-def test_edit_with_the_default_model_writes_the_new_word_and_keeps_the_rest(tmp_path, monkeypatch, colors, count,
-                                                                             min_agreement, median_psnr):
-    """White-page signs (stop 33) and, since stop 34, coloured, gradient and paper ones (docs/mini: 22 dB outside
-    the word on n=50; the ink's colour is not kept and dark backgrounds fail, so the bar is lower there)."""
+@pytest.mark.parametrize("colors, rows, count, min_agreement, median_psnr",
+                         [(False, 0.0, 3, 0.6, 25.0), (True, 0.0, 5, 0.5, 18.0), (True, 1.0, 5, 0.4, 20.0)])
+def test_edit_with_the_default_model_writes_the_new_word_and_keeps_the_rest(tmp_path, monkeypatch, colors, rows,
+                                                                             count, min_agreement, median_psnr):
+    """White-page signs (stop 33), since stop 34 coloured, gradient and paper ones (docs/mini: 25 dB outside the
+    word on n=50; the ink's colour is not kept and dark backgrounds fail, so the bar is lower there), and since
+    stop 35 signs at any height (`rows`: the word on its own row; 1 - NED 0.71, 25 dB outside on n=50; stop 34's
+    model wrote on its one row: 0.37, 18 dB; on these five pairs 0.30 and 18.8 dB, this one 0.48 and 22.7 dB)."""
     monkeypatch.delenv("QWENIMAGE_MODEL", raising=False)
-    strategy = EditPairsStrategy(SynthConfig(words={**WORDS, "colors": colors}, edit_pairs=EDITS))
+    words = {**WORDS, "colors": colors, "vertical_jitter": rows}
+    strategy = EditPairsStrategy(SynthConfig(words=words, edit_pairs=EDITS))
     pairs = []
     for index in range(count):
         sample = strategy.render(np.random.default_rng([33, index]), 128, 128, "en")

@@ -19,7 +19,8 @@ VAE = ["optim.steps=2", "data.batch_size=2", "data.photos=0", "data.crop=32", "o
 TRANSFORMER = ["stages.0.steps=2", "stages.1.steps=2", "data.batch_size=2", "output.export_every=2",
                "output.checkpoint_every=2", "output.log_every=1", "optim.warmup_steps=1"]
 EDIT_RUN = "outputs/mini/train-edit-mono"  # the first edit run; the second starts from its export
-COLOR_RUN = "outputs/mini/train-edit-color"  # stop 34's run, whose export the shipped folder holds
+COLOR_RUN = "outputs/mini/train-edit-color"  # stop 34's run
+ROWS_RUN = "outputs/mini/train-edit-rows"  # stop 35's run, whose export the shipped folder holds
 LONG = ["stages.0.steps=2", "data.batch_size=2", "output.export_every=2", "output.checkpoint_every=2",
         "output.log_every=1", "optim.warmup_steps=1"]
 
@@ -38,7 +39,9 @@ def extra() -> str:
              "assemble-edit": ["--transformer", "outputs/mini/train-edit-mono-b/exports/step-00000002/transformer"],
              "synth-edit-color": SYNTH, "synth-edit-place": SYNTH, "transformer-edit-color": LONG,
              "vae-decoder-color": VAE, "vae-decoder-color-more": VAE,
-             "assemble-color": ["--transformer", f"{COLOR_RUN}/exports/step-00000002/transformer"]}
+             "assemble-color": ["--transformer", f"{COLOR_RUN}/exports/step-00000002/transformer"],
+             "synth-scenes-rows": SYNTH, "transformer-edit-rows": LONG,
+             "final-rows": ["--transformer", f"{ROWS_RUN}/exports/step-00000002/transformer"]}
     return "extra=" + json.dumps(steps)
 
 
@@ -51,7 +54,8 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
            "joint-start, transformer-joint-scaled, assemble, transformer-mono, mono-model, transformer-scenes, "
            "scenes-model, transformer-scenes-more, assemble-final, synth-edit-mono, synth-edit-mono-suite, edit-base, "
            "transformer-edit-mono, transformer-edit-mono-b, assemble-edit, final, synth-edit-color, synth-edit-place, "
-           "transformer-edit-color, color-base, vae-decoder-color, vae-decoder-color-more, assemble-color, final-color")
+           "transformer-edit-color, color-base, vae-decoder-color, vae-decoder-color-more, assemble-color, "
+           "final-color, synth-scenes-rows, transformer-edit-rows, final-rows")
     assert f"ran {ran}" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
@@ -59,7 +63,7 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
     assert (stop33 / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == (
         tmp_path / "outputs/mini/train-edit-mono-b/exports/step-00000002/transformer/"
                    "diffusion_pytorch_model.safetensors").read_bytes()
-    final = tmp_path / "outputs" / "mini" / "model-color"  # what is shipped: the colour run's transformer, its decoder
+    final = tmp_path / "outputs" / "mini" / "model-color"  # stop 34's: the colour run's transformer, its decoder
     assert json.loads((final / "model_index.json").read_text())["_class_name"] == "QwenImageEditPipeline"
     assert (final / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == (
         tmp_path / f"{COLOR_RUN}/exports/step-00000002/transformer/diffusion_pytorch_model.safetensors").read_bytes()
@@ -68,6 +72,14 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
     assert decoder != (stop33 / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()  # the colour decoder
     started = yaml.safe_load((tmp_path / f"{COLOR_RUN}/config.yaml").read_text())
     assert started["model"]["pipeline"] == "outputs/mini/model-edit"
+    rows = tmp_path / "outputs" / "mini" / "model-rows"  # what is shipped: the rows run's transformer in that folder
+    assert json.loads((rows / "model_index.json").read_text())["_class_name"] == "QwenImageEditPipeline"
+    assert (rows / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == (
+        tmp_path / f"{ROWS_RUN}/exports/step-00000002/transformer/diffusion_pytorch_model.safetensors").read_bytes()
+    assert (rows / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == decoder
+    started = yaml.safe_load((tmp_path / f"{ROWS_RUN}/config.yaml").read_text())
+    assert started["model"]["pipeline"] == "outputs/mini/model-color"
+    assert started["stages"][0]["task_sources"] == {"t2i": ["data/mini/words-scenes-12k"]}
     def logged_stages(run: str) -> list[str]:  # the stage of every logged step of outputs/mini/<run>
         log = (tmp_path / "outputs/mini" / run / "log.jsonl").read_text().splitlines()
         return [json.loads(line)["stage"] for line in log]

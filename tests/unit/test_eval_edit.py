@@ -158,3 +158,7 @@ def test_another_editors_results_are_compared_with_the_ground_truth_inside_the_r
     plain = score_loaded(load_pair(read_pairs(folder)[0]))  # no other editor: the edited image is the truth
     assert plain["target_psnr"] is None and plain["reasons"]["target_psnr"] == "no ground truth"
     assert summarize([plain], EDIT_METRICS)["target_psnr"]["n"] == 0
+    small = tmp_path / "small.png"
+    Image.fromarray(np.asarray(pairs[0].edited)).resize((64, 64)).save(small)
+    with pytest.raises(ValueError, match=r"ground truth .*small.png is 64x64"):
+        load_pair(tinted_pairs[0].__class__(**{**vars(tinted_pairs[0]), "target": small}))

@@ -59,19 +59,22 @@ class LoadedPair:
     target: np.ndarray | None = None  # [H, W, 3] uint8, the ground-truth edit
 
 
+def _same_size(pair: EditPair, path: Path, role: str, source: Image.Image) -> Image.Image:
+    """The image at `path`, which must have the source's size (a mask or a ground truth is never resized)."""
+    image = load_image(path)
+    if image.size != source.size:
+        raise ValueError(f"pair {pair.id!r}: {role} {path} is {image.width}x{image.height}, "
+                         f"the source is {source.width}x{source.height}")
+    return image
+
+
 def load_pair(pair: EditPair) -> LoadedPair:
     """Read the images (one-line errors for unreadable files and mismatched masks)."""
     source, edited = load_image(pair.source), load_image(pair.edited)
     edited_size = edited.size
     if edited.size != source.size:
         edited = edited.resize(source.size, Image.Resampling.LANCZOS)
-    region = None
-    if pair.mask is not None:
-        mask = load_image(pair.mask)
-        if mask.size != source.size:
-            raise ValueError(f"pair {pair.id!r}: mask {pair.mask} is {mask.width}x{mask.height}, "
-                             f"the source is {source.width}x{source.height}")
-        region = im.mask_to_region(mask)
+    region = None if pair.mask is None else im.mask_to_region(_same_size(pair, pair.mask, "mask", source))
     box = pair.region
     if box is not None:
         x0, y0, x1, y1 = box
@@ -83,13 +86,7 @@ def load_pair(pair: EditPair) -> LoadedPair:
     elif region is not None and region.any():
         ys, xs = np.nonzero(region)
         box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    target = None
-    if pair.target is not None:
-        truth = load_image(pair.target)
-        if truth.size != source.size:
-            raise ValueError(f"pair {pair.id!r}: ground truth {pair.target} is {truth.width}x{truth.height}, "
-                             f"the source is {source.width}x{source.height}")
-        target = np.asarray(truth)
+    target = None if pair.target is None else np.asarray(_same_size(pair, pair.target, "ground truth", source))
     return LoadedPair(pair, np.asarray(source), np.asarray(edited), region, box, edited_size, target)
 
 
