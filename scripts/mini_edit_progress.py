@@ -12,13 +12,16 @@ text-to-image on the held-out `en-words` suite (`qwenimage eval text`) unless --
 area they changed (`qwenimage edit --keep-unedited T`: *_keep fields). With --watch S it then waits S seconds and
 looks again, until the run's last export (stages' steps) is measured. --pairs NAME=DIR also edits other pairs
 (`qwenimage eval edit --pairs DIR --model SNAP`, e.g. held-out edit pairs written by the synth engine): NAME_*
-fields; --no-suite skips the suite. Acceptance (issue 18): ocr_exact >= 0.8 and psnr >= 25 dB.
+fields; --no-suite skips the suite. --plot PNG redraws the curve there after each measurement (--before RUN puts an
+earlier run's curve in front of it, this run's steps counted on from --offset, the step it started from).
+Acceptance (issue 18): ocr_exact >= 0.8 and psnr >= 25 dB.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -69,6 +72,62 @@ def evaluate(run: Path, export: Path, args: argparse.Namespace) -> dict:
     return entry
 
 
+def pair_sets(curve: list[dict]) -> list[str]:
+    """The names whose scores the curve holds: "suite" for the text-edit suite's, NAME for --pairs NAME=DIR."""
+    names = {key[: -len("_ocr_exact")] for entry in curve for key in entry if key.endswith("_ocr_exact")}
+    names.discard("ocr_exact")
+    suite = any("ocr_exact" in entry for entry in curve)
+    return (["suite"] if suite else []) + sorted(names)
+
+
+def series(curve: list[dict], name: str, metric: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of one pair set's metric, skipping the entries that lack it or hold no finite number."""
+    key = metric if name == "suite" else f"{name}_{metric}"
+    points = [(entry["step"], entry[key]) for entry in curve
+              if isinstance(entry.get(key), (int, float)) and math.isfinite(entry[key])]
+    return [step for step, _ in points], [value for _, value in points]
+
+
+def plot(curve: list[dict], path: Path, title: str) -> None:
+    """Three panels over the training steps: the new text read (exact, 1 - NED), PSNR outside the edited
+    region, and text-to-image on held-out words; one colour per pair set."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for colour, name in enumerate(pair_sets(curve)):
+        for metric, style, label in (("ocr_exact", "o-", "exact"), ("ocr_agreement", "s--", "1 - NED")):
+            axes[0].plot(*series(curve, name, metric), style, color=f"C{colour}", label=f"{name}: {label}")
+        axes[1].plot(*series(curve, name, "psnr"), "o-", color=f"C{colour}", label=name)
+    axes[1].axhline(25, color="gray", linestyle=":", label="issue 18's bar (25 dB)")
+    axes[2].plot(*series(curve, "t2i", "heldout_exact"), "o-", color="C3")
+    for ax, heading in zip(axes, ("new text read in the region", "PSNR outside the region (dB)",
+                                  "text-to-image, held-out en-words (exact)")):
+        ax.set_title(heading)
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylim(0, 1.02)
+    axes[2].set_ylim(0, 1.02)
+    axes[0].legend(fontsize=7)
+    axes[1].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def chained(curve: list[dict], before: Path | None, offset: int) -> list[dict]:
+    """This run's curve with its steps counted on from `offset`, after the earlier run's curve (steps < offset)."""
+    earlier = []
+    if before is not None:
+        lines = (before / "edit-curve.jsonl").read_text().splitlines()
+        earlier = [entry for entry in map(json.loads, lines) if entry["step"] <= offset]
+    return earlier + [{**entry, "step": entry["step"] + offset} for entry in curve]
+
+
 def named_folder(spec: str) -> tuple[str, str]:
     name, sep, folder = spec.partition("=")
     if not sep or not name.isidentifier() or not Path(folder).is_dir():
@@ -95,12 +154,20 @@ def main() -> int:
                         help="also edit these pairs (a pairs folder or a synth folder of edit pairs)")
     parser.add_argument("--no-suite", action="store_true", help="skip the text-edit suite (--no-t2i skips the text-to-image check)")
     parser.add_argument("--watch", type=float, default=0, help="look for new exports every this many seconds")
+    parser.add_argument("--plot", type=Path, default=None, metavar="PNG",
+                        help="redraw the curve into this picture after each measurement")
+    parser.add_argument("--before", type=Path, default=None, metavar="RUN",
+                        help="with --plot: an earlier run whose curve comes first (this run started from it)")
+    parser.add_argument("--offset", type=int, default=0, metavar="STEP",
+                        help="with --plot: the step of the earlier run this run started from")
     parser.add_argument("--at", type=int, nargs="+", default=None, metavar="STEP",
                         help="measure only the exports of these steps (default: every one)")
     args = parser.parse_args()
     while True:
         curve = measure_new(args.run, "edit-curve.jsonl", lambda export: evaluate(args.run, export, args),
                             None if args.at is None else set(args.at))
+        if args.plot and curve:
+            plot(chained(curve, args.before, args.offset), args.plot, f"qwenimage-mini text edits: {args.run.name}")
         last = last_step(args.run) if args.at is None else max(args.at)
         if not args.watch or any(entry["step"] >= last for entry in curve):
             return 0

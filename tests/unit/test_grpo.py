@@ -312,3 +312,91 @@ def test_the_rollout_log_prob_option_keeps_the_stored_values(tmp_path, tiny_t2i_
     record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])
     assert record["log_prob_gap"] < 1e-4 and record["clip_fraction"] == 0.0 and record["groups_trained"] == 1
     assert any(not torch.equal(v, before[k]) for k, v in trainer.model.state_dict().items())
+
+
+# ---- edits as rollout tasks ----------------------------------------------------------------------------
+def write_edit_pairs(folder, rows):
+    """A pairs folder (pairs.jsonl and 32x32 images) as `eval edit --pairs` reads it."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i, row in enumerate(rows):
+        for role in ("source", "edited"):
+            pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"p{i}.{role}.png")
+        lines.append(json.dumps({"id": f"p{i}", "source": f"p{i}.source.png", "edited": f"p{i}.edited.png", **row}))
+    (folder / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture
+def small_edit_area_pipeline(tmp_path, tiny_pipeline_dir):
+    """The tiny edit folder with a 32x32 edit area, so condition images stay as small as the targets."""
+    import shutil
+
+    folder = shutil.copytree(tiny_pipeline_dir, tmp_path / "edit-model")
+    settings = json.loads((folder / "qwenimage.json").read_text())
+    settings["size_limits"]["edit_area"] = 32 * 32
+    (folder / "qwenimage.json").write_text(json.dumps(settings))
+    return folder
+
+
+def test_edit_pairs_become_tasks_whose_reward_reads_the_new_text(tmp_path):
+    from qwenimage.train.grpo import load_tasks
+
+    pairs = write_edit_pairs(tmp_path / "pairs", [
+        {"instruction": 'Change the text "OPEN" to "SHUT"', "new_text": "SHUT"},
+        {"instruction": 'Make the sign say "HI"', "new_text": "HI"}])
+    tasks = load_tasks(GrpoConfig(edit_pairs=str(pairs)))
+    assert [t.prompt for t in tasks] == ['Change the text "OPEN" to "SHUT"', 'Make the sign say "HI"']
+    assert [t.scored_prompt for t in tasks] == ['"SHUT"', '"HI"']  # not the old text the instruction quotes
+    assert all(t.source.name.endswith(".source.png") and t.source.is_file() for t in tasks)
+    assert load_tasks(GrpoConfig(prompts=str(write_prompts(tmp_path))))[0].scored_prompt == 'a sign that says "HI"'
+    incomplete = write_edit_pairs(tmp_path / "bad", [{"instruction": "Make it blue"}])
+    with pytest.raises(ValueError, match="lack an instruction or a new text, e.g. 'p0'"):
+        load_tasks(GrpoConfig(edit_pairs=str(incomplete)))
+
+
+def write_prompts(tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text('a sign that says "HI"\n')
+    return prompts
+
+
+def test_an_edit_rollout_conditions_on_the_source(tmp_path, small_edit_area_pipeline):
+    """The group's G samples share the source's condition tokens and the instruction's text; the same seed
+    replays the same trajectory, and another source changes it."""
+    from qwenimage.pipelines.loading import load_pipeline
+    from qwenimage.train.grpo import RolloutTask, rollout
+
+    pairs = write_edit_pairs(tmp_path / "pairs", [{"instruction": 'Make it say "HI"', "new_text": "HI"}] * 2)
+    pipe = load_pipeline(small_edit_area_pipeline, dtype=torch.float32)
+    config = GrpoConfig(group_size=3, num_steps=2, cfg=1.0)
+    task = RolloutTask('Make it say "HI"', pairs / "p0.source.png", '"HI"')
+    with torch.no_grad():
+        batch = rollout(pipe, task, config, 32, seed=5)
+        again = rollout(pipe, task, config, 32, seed=5)
+        other = rollout(pipe, RolloutTask(task.prompt, pairs / "p1.source.png"), config, 32, seed=5)
+    assert batch.layout.reference_grids == [[(2, 2)]] * 3  # a 32x32 source: 2x2 condition tokens each
+    channels = pipe.latent_channels * 4  # packed 2x2
+    assert all(tokens.shape == (4, channels) for tokens in batch.layout.reference_tokens)
+    assert batch.trajectory.states.shape == (3, 3, 4, channels) and batch.trajectory.log_probs.shape == (3, 2)
+    assert batch.guidance.negative is None  # cfg 1: no unconditional pass
+    torch.testing.assert_close(again.trajectory.states, batch.trajectory.states)
+    assert not torch.equal(other.trajectory.states[:, -1], batch.trajectory.states[:, -1])
+
+
+def test_a_grpo_edit_step_trains(tmp_path, small_edit_area_pipeline):
+    from qwenimage.train.trainer import Trainer
+
+    pairs = write_edit_pairs(tmp_path / "pairs", [{"instruction": 'Make it say "HI"', "new_text": "HI"}])
+    config = grpo_config(tmp_path, small_edit_area_pipeline, tmp_path / "unused.txt", steps=1,
+                         edit_pairs=str(pairs), cfg=1.0)
+    trainer = Trainer(config)
+    before = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+    trainer.run()
+    record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[0])
+    assert record["groups_trained"] == 1 and record["reward_std"] > 0
+    assert any(not torch.equal(v, before[k]) for k, v in trainer.model.state_dict().items())

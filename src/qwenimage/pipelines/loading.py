@@ -57,7 +57,7 @@ def load_pipeline(folder: str | Path, *, dtype: torch.dtype | None = None, devic
     encoder = ConditionEncoder.from_pretrained(folder, dtype=dtype, device=load_device)
     pipe = QwenImagePipeline(transformer, vae, encoder, schedule,
                              device=device, size_limits=size_limits(folder),
-                             edit_style=EDIT_STYLES.get(index.get("_class_name")),
+                             edit_style=folder_edit_style(folder),
                              cfg_batching=cfg_batching, offload=offload)
     log.info("loaded %s (%s) from %s", index.get("_class_name"), dtype or "stored dtype", folder)
     return pipe
@@ -68,7 +68,7 @@ def check_requests(folder: str | Path, requests: list[GenerationRequest]) -> Non
     the request values, the input images (readable, not too large, the mask's size), the output size (with
     where a derived size comes from), and whether the model can do the task. Raises ValueError."""
     folder = Path(folder)
-    edit_style = EDIT_STYLES.get(_model_index(folder).get("_class_name"))
+    edit_style = folder_edit_style(folder)
     limits = size_limits(folder)
     step = WanVAE.config_from_folder(folder / "vae").spatial_factor * 2  # pixels per token side
     for request in requests:
@@ -80,6 +80,11 @@ def check_requests(folder: str | Path, requests: list[GenerationRequest]) -> Non
         width, height = target_size(request, limits, step, source.size if source is not None else None)
         if request.task is Task.INPAINT:
             load_mask(request.mask, (width, height))
+
+
+def folder_edit_style(folder: str | Path) -> str | None:
+    """The edit style the folder's pipeline class declares ("edit", "edit_plus"), None for text-to-image."""
+    return EDIT_STYLES.get(_model_index(Path(folder)).get("_class_name"))
 
 
 def size_limits(folder: Path) -> SizeLimits:

@@ -63,6 +63,10 @@ class GrpoConfig:
 
     # an eval suite (qwenimage.eval.suites: en-words, words:PATH.txt, ...) or a text file, one prompt a line
     prompts: str = "en-words"
+    # edits instead of text-to-image: a folder of edit pairs (what `eval edit --pairs` reads: a pairs.jsonl
+    # manifest, the ID.source.png convention, or a synth folder written with `format: folder`); each rollout edits
+    # a pair's source with its instruction, and the reward reads the pair's new text. `prompts` is then unused
+    edit_pairs: str = ""
     prompt_split: str = "all"  # a suite's split to draw prompts from: all | dev | test
     prompts_per_step: int = 2  # prompts per optimizer step (per rank); each is sampled group_size times
     group_size: int = 4  # G: images per prompt, whose rewards are normalised together
@@ -233,7 +237,8 @@ class TrainConfig:
                              f"{self.data.sources}")
         check_reward_spec(g.reward)
         checks = [
-            ("objective.grpo.prompts", g.prompts, bool(g.prompts.strip()), "a suite name or a prompt file"),
+            ("objective.grpo.prompts", g.prompts, bool(g.prompts.strip()) or bool(g.edit_pairs.strip()),
+             "a suite name or a prompt file"),
             ("objective.grpo.prompt_split", g.prompt_split, g.prompt_split in ("all", "dev", "test"),
              "all, dev or test"),
             ("objective.grpo.prompts_per_step", g.prompts_per_step, g.prompts_per_step >= 1, ">= 1"),

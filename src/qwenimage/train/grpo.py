@@ -1,7 +1,10 @@
 """Flow-GRPO: group-relative policy optimisation for flow matching, the sampler's SDE as the policy.
 
+A rollout task is a text-to-image prompt, or an edit (`objective.grpo.edit_pairs`: a source image, its instruction,
+and the new text the reward reads).
+
 One optimizer step (`GrpoObjective.accumulate`):
-1. rollouts: for each prompt, G images sampled by the current (old) policy with the SDE sampler under no_grad,
+1. rollouts: for each task, G images sampled by the current (old) policy with the SDE sampler under no_grad,
    recording every step's x_t, x_next, sigmas and log-probability (sampling/sde.py);
 2. rewards: the images are scored by a reward pool (train/rewards.py) while the next group samples;
 3. advantages within each group: A_i = (r_i - mean) / (std + eps);
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +34,7 @@ from qwenimage.train.config import GrpoConfig
 from qwenimage.train.rewards import RewardPool
 
 ADVANTAGE_EPS = 1e-4
+T = TypeVar("T")
 
 
 # ---- the objective's pure functions -------------------------------------------------------------------
@@ -80,8 +85,40 @@ def load_prompts(spec: str, split: str = "all") -> list[str]:
     return prompts
 
 
-def prompts_at(prompts: list[str], step: int, per_step: int, seed: int, rank: int = 0, world: int = 1) -> list[str]:
-    """This rank's prompts of an optimizer step: epochs over the prompts, each in its own shuffled order."""
+@dataclass(frozen=True)
+class RolloutTask:
+    """What one group samples: a text-to-image prompt, or an edit of `source` with the instruction `prompt`."""
+
+    prompt: str
+    source: Path | None = None  # an edit's source image
+    reward_prompt: str = ""  # what the reward scores the images against (a text-to-image task: its prompt)
+
+    @property
+    def scored_prompt(self) -> str:
+        return self.reward_prompt or self.prompt
+
+
+def load_edit_tasks(spec: str) -> list[RolloutTask]:
+    """Edit tasks from a folder of edit pairs: the source, the instruction, and the new text quoted (what the OCR
+    reward reads)."""
+    from qwenimage.eval.edit_pairs import read_pairs
+
+    pairs = read_pairs(spec)
+    incomplete = [pair.id for pair in pairs if not pair.instruction or not pair.new_text]
+    if incomplete:
+        raise ValueError(f"objective.grpo.edit_pairs {spec}: {len(incomplete)} pair(s) lack an instruction or a "
+                         f"new text, e.g. {incomplete[0]!r}")
+    return [RolloutTask(pair.instruction, pair.source, f'"{pair.new_text}"') for pair in pairs]
+
+
+def load_tasks(config: GrpoConfig) -> list[RolloutTask]:
+    if config.edit_pairs:
+        return load_edit_tasks(config.edit_pairs)
+    return [RolloutTask(prompt) for prompt in load_prompts(config.prompts, config.prompt_split)]
+
+
+def prompts_at(prompts: list[T], step: int, per_step: int, seed: int, rank: int = 0, world: int = 1) -> list[T]:
+    """This rank's prompts (or tasks) of an optimizer step: epochs over them, each in its own shuffled order."""
     chosen = []
     for k in range(per_step):
         position = (step * world + rank) * per_step + k
@@ -98,10 +135,10 @@ def rollout_seed(seed: int, step: int, rank: int, index: int) -> int:
 # ---- rollouts -----------------------------------------------------------------------------------------
 @dataclass
 class Rollout:
-    """G images of one prompt sampled with the SDE: everything the update needs to replay a step."""
+    """G images of one task sampled with the SDE: everything the update needs to replay a step."""
 
-    prompt: str
-    layout: TokenLayout  # G target grids
+    task: RolloutTask
+    layout: TokenLayout  # G target grids (and an edit's condition tokens)
     text: TextConditioning  # [G, S_txt, D]
     guidance: Guidance
     trajectory: Trajectory  # states [G, N + 1, S, C], log_probs [G, N], sigmas [G, N + 1]
@@ -116,29 +153,33 @@ class Rollout:
         return list(unpack_latents(self.trajectory.states[:, -1], 2 * rows, 2 * cols))
 
 
-def rollout(pipe, prompt: str, config: GrpoConfig, side: int, seed: int) -> Rollout:
-    """Sample config.group_size images of `prompt` at side x side pixels with `pipe`'s transformer (call under
-    no_grad); the noises and the SDE's eps come from `seed`."""
+def rollout(pipe, task: RolloutTask, config: GrpoConfig, side: int, seed: int) -> Rollout:
+    """Sample config.group_size images of `task` at side x side pixels with `pipe`'s transformer (call under
+    no_grad); the noises and the SDE's eps come from `seed`. The pipeline's task adapter encodes the prompt (and an
+    edit's source, for the VL encoder and as condition latents), as at inference."""
     from qwenimage.pipelines.request import GenerationRequest
+    from qwenimage.pipelines.tasks import prepare
 
     g = config.group_size
-    request = GenerationRequest(prompt, negative_prompt=config.negative_prompt, width=side, height=side,
-                                num_steps=config.num_steps, true_cfg_scale=config.cfg, seed=seed)
+    request = GenerationRequest(task.prompt, negative_prompt=config.negative_prompt, width=side, height=side,
+                                num_steps=config.num_steps, true_cfg_scale=config.cfg, seed=seed,
+                                images=[task.source] if task.source is not None else [])
     request.validate()
-    positive, negative = pipe.encode_text(request)
+    prepared = prepare(pipe, request)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.stack([pipe.initial_noise(request, side, side, generator) for _ in range(g)])  # [G, S, C]
-    grid = (side // pipe.token_step, side // pipe.token_step)
-    layout, text = TokenLayout([grid] * g), stack_text([positive] * g)
+    grid = prepared.grid
+    layout = TokenLayout([grid] * g, [prepared.reference_grids] * g, [prepared.reference_tokens] * g)
+    text = stack_text([prepared.text] * g)
     guidance = Guidance(torch.full((g,), float(config.cfg)))
-    if negative is not None:
-        negatives = stack_text([negative] * g)
+    if prepared.negative is not None:
+        negatives = stack_text([prepared.negative] * g)
         tokens = layout.image_len() + max(text.embeds.shape[1], negatives.embeds.shape[1])
         guidance = Guidance(guidance.scales, negatives, batched=batch_cfg_by_default(pipe.device, tokens))
     sigmas = sigmas_for(config.num_steps, grid[0] * grid[1], pipe.schedule).to(pipe.device)  # [N + 1]
     rule = SdeStep(config.noise_level, generator)
     sample(guided_velocity(pipe.transformer, layout, text, guidance), noise, sigmas.expand(g, -1), step=rule)
-    return Rollout(prompt, layout, text, guidance, rule.trajectory())
+    return Rollout(task, layout, text, guidance, rule.trajectory())
 
 
 def step_loss(policy: torch.nn.Module, reference: torch.nn.Module | None, batch: Rollout, step: int,
@@ -172,11 +213,11 @@ class GrpoObjective:
 
     def __init__(self, config: GrpoConfig, seed: int, rank: int = 0, world: int = 1, ray_address: str = ""):
         self.config, self.seed, self.rank, self.world = config, seed, rank, world
-        self.prompts = load_prompts(config.prompts, config.prompt_split)
+        self.tasks = load_tasks(config)
         if config.reward == "ocr":
             from qwenimage.eval.prompts import quoted_texts
 
-            unquoted = [p for p in self.prompts if not quoted_texts(p)]
+            unquoted = [t.scored_prompt for t in self.tasks if not quoted_texts(t.scored_prompt)]
             if unquoted:
                 raise ValueError(f"objective.grpo.reward ocr needs a quoted text in every prompt; "
                                  f"{len(unquoted)} have none, e.g. {unquoted[0]!r}")
@@ -188,15 +229,16 @@ class GrpoObjective:
         """Roll out, score and backpropagate one step's loss into `policy`'s gradients (the optimizer step is the
         caller's); returns (mean loss, images, trained tokens). `pipe` samples with `policy`."""
         cfg, device = self.config, pipe.device
-        prompts = prompts_at(self.prompts, step, cfg.prompts_per_step, self.seed, self.rank, self.world)
+        tasks = prompts_at(self.tasks, step, cfg.prompts_per_step, self.seed, self.rank, self.world)
         amp = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast)  # noqa: E731
         batches, futures = [], []
-        for k, prompt in enumerate(prompts):  # scoring group k overlaps sampling group k + 1
+        for k, task in enumerate(tasks):  # scoring group k overlaps sampling group k + 1
             with torch.no_grad(), amp():
-                batch = rollout(pipe, prompt, cfg, side, rollout_seed(self.seed, step, self.rank, k))
+                batch = rollout(pipe, task, cfg, side, rollout_seed(self.seed, step, self.rank, k))
             batches.append(batch)
-            futures.append(self.pool.submit([pipe.decode(z) for z in batch.latents()], [prompt] * cfg.group_size))
-        generator = torch.Generator().manual_seed(rollout_seed(self.seed, step, self.rank, len(prompts)))
+            futures.append(self.pool.submit([pipe.decode(z) for z in batch.latents()],
+                                            [task.scored_prompt] * cfg.group_size))
+        generator = torch.Generator().manual_seed(rollout_seed(self.seed, step, self.rank, len(tasks)))
         total, rewards, stats, tokens, trained = torch.zeros((), device=device), [], [], 0, 0
         for batch, future in zip(batches, futures):  # training on group k overlaps scoring group k + 1
             scores = future.result()  # checked by the pool: group_size finite numbers

@@ -274,15 +274,19 @@ class Trainer:
         return all_reduce_mean(total).item()
 
     def rollout_pipeline(self):
-        """The model in training as a pipeline (the folder's schedule) that GRPO samples its rollouts with."""
+        """The model in training as a pipeline (the folder's schedule, edit style and edit area) that GRPO samples
+        its rollouts with."""
+        from qwenimage.pipelines.loading import folder_edit_style
         from qwenimage.pipelines.pipeline import QwenImagePipeline
         from qwenimage.pipelines.sizes import SizeLimits
         from qwenimage.sampling.schedule import ScheduleConfig
 
         if self._rollout_pipe is None:
+            folder = self.config.model.pipeline
+            limits = SizeLimits(min_side=16, max_side=4096, edit_area=pipeline_edit_area(folder))
             self._rollout_pipe = QwenImagePipeline(
-                self.model, self.vae, self.encoder, ScheduleConfig.from_folder(self.config.model.pipeline),
-                device=self.info.device, size_limits=SizeLimits(min_side=16, max_side=4096))
+                self.model, self.vae, self.encoder, ScheduleConfig.from_folder(folder),
+                device=self.info.device, size_limits=limits, edit_style=folder_edit_style(folder))
         return self._rollout_pipe
 
     def micro_loss(self, planned, stage_index: int, encoded) -> tuple[torch.Tensor, int]:
