@@ -88,9 +88,10 @@ def series(curve: list[dict], name: str, metric: str) -> tuple[list[int], list[f
     return [step for step, _ in points], [value for _, value in points]
 
 
-def plot(curve: list[dict], path: Path, title: str) -> None:
+def plot(curve: list[dict], path: Path, title: str, restart: int = 0) -> None:
     """Three panels over the training steps: the new text read (exact, 1 - NED), PSNR outside the edited
-    region, and text-to-image on held-out words; one colour per pair set."""
+    region, and text-to-image on held-out words; one colour per pair set; `restart` > 0 marks the step where
+    this run took over from the earlier one."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,13 +102,15 @@ def plot(curve: list[dict], path: Path, title: str) -> None:
         for metric, style, label in (("ocr_exact", "o-", "exact"), ("ocr_agreement", "s--", "1 - NED")):
             axes[0].plot(*series(curve, name, metric), style, color=f"C{colour}", label=f"{name}: {label}")
         axes[1].plot(*series(curve, name, "psnr"), "o-", color=f"C{colour}", label=name)
-    axes[1].axhline(25, color="gray", linestyle=":", label="issue 18's bar (25 dB)")
+    axes[1].axhline(25, color="gray", linestyle=":", label="the text-edit suite's bar (25 dB)")
     axes[2].plot(*series(curve, "t2i", "heldout_exact"), "o-", color="C3")
     for ax, heading in zip(axes, ("new text read in the region", "PSNR outside the region (dB)",
                                   "text-to-image, held-out en-words (exact)")):
         ax.set_title(heading)
         ax.set_xlabel("training step")
         ax.grid(alpha=0.3)
+        if restart:
+            ax.axvline(restart, color="gray", linestyle="--", lw=0.8)
     axes[0].set_ylim(0, 1.02)
     axes[2].set_ylim(0, 1.02)
     axes[0].legend(fontsize=7)
@@ -167,7 +170,9 @@ def main() -> int:
         curve = measure_new(args.run, "edit-curve.jsonl", lambda export: evaluate(args.run, export, args),
                             None if args.at is None else set(args.at))
         if args.plot and curve:
-            plot(chained(curve, args.before, args.offset), args.plot, f"qwenimage-mini text edits: {args.run.name}")
+            title = f"qwenimage-mini text edits: {args.run.name}" + (f" (from step {args.offset} of "
+                                                                       f"{args.before.name})" if args.before else "")
+            plot(chained(curve, args.before, args.offset), args.plot, title, args.offset)
         last = last_step(args.run) if args.at is None else max(args.at)
         if not args.watch or any(entry["step"] >= last for entry in curve):
             return 0

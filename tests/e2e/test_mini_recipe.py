@@ -20,7 +20,8 @@ TRANSFORMER = ["stages.0.steps=2", "stages.1.steps=2", "data.batch_size=2", "out
                "output.checkpoint_every=2", "output.log_every=1", "optim.warmup_steps=1"]
 EDIT_RUN = "outputs/mini/train-edit-mono"  # the first edit run; the second starts from its export
 COLOR_RUN = "outputs/mini/train-edit-color"  # stop 34's run
-ROWS_RUN = "outputs/mini/train-edit-rows"  # stop 35's run, whose export the shipped folder holds
+ROWS_RUN = "outputs/mini/train-edit-rows"  # stop 35's run
+MORE_RUN = "outputs/mini/train-edit-rows-more"  # stop 36's, from the rows run's last export: the shipped folder's
 LONG = ["stages.0.steps=2", "data.batch_size=2", "output.export_every=2", "output.checkpoint_every=2",
         "output.log_every=1", "optim.warmup_steps=1"]
 
@@ -41,7 +42,10 @@ def extra() -> str:
              "vae-decoder-color": VAE, "vae-decoder-color-more": VAE,
              "assemble-color": ["--transformer", f"{COLOR_RUN}/exports/step-00000002/transformer"],
              "synth-scenes-rows": SYNTH, "transformer-edit-rows": LONG,
-             "final-rows": ["--transformer", f"{ROWS_RUN}/exports/step-00000002/transformer"]}
+             "final-rows": ["--transformer", f"{ROWS_RUN}/exports/step-00000002/transformer"],
+             "synth-edit-place-b": SYNTH,
+             "transformer-edit-rows-more": LONG + [f"model.transformer={ROWS_RUN}/exports/step-00000002/transformer"],
+             "final-rows-more": ["--transformer", f"{MORE_RUN}/exports/step-00000002/transformer"]}
     return "extra=" + json.dumps(steps)
 
 
@@ -55,7 +59,8 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
            "scenes-model, transformer-scenes-more, assemble-final, synth-edit-mono, synth-edit-mono-suite, edit-base, "
            "transformer-edit-mono, transformer-edit-mono-b, assemble-edit, final, synth-edit-color, synth-edit-place, "
            "transformer-edit-color, color-base, vae-decoder-color, vae-decoder-color-more, assemble-color, "
-           "final-color, synth-scenes-rows, transformer-edit-rows, final-rows")
+           "final-color, synth-scenes-rows, transformer-edit-rows, final-rows, synth-edit-place-b, "
+           "transformer-edit-rows-more, final-rows-more")
     assert f"ran {ran}" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
@@ -80,6 +85,14 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
     started = yaml.safe_load((tmp_path / f"{ROWS_RUN}/config.yaml").read_text())
     assert started["model"]["pipeline"] == "outputs/mini/model-color"
     assert started["stages"][0]["task_sources"] == {"t2i": ["data/mini/words-scenes-12k"]}
+    more = tmp_path / "outputs" / "mini" / "model-rows-more"  # stop 36's: the continuation in stop 35's folder
+    assert (more / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == (
+        tmp_path / f"{MORE_RUN}/exports/step-00000002/transformer/diffusion_pytorch_model.safetensors").read_bytes()
+    assert (more / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == decoder
+    started = yaml.safe_load((tmp_path / f"{MORE_RUN}/config.yaml").read_text())
+    assert started["model"]["pipeline"] == "outputs/mini/model-rows"
+    assert started["model"]["transformer"] == f"{ROWS_RUN}/exports/step-00000002/transformer"
+    assert "data/mini/edit-pairs-place-b" in started["data"]["sources"]
     def logged_stages(run: str) -> list[str]:  # the stage of every logged step of outputs/mini/<run>
         log = (tmp_path / "outputs/mini" / run / "log.jsonl").read_text().splitlines()
         return [json.loads(line)["stage"] for line in log]
