@@ -224,3 +224,23 @@ def test_a_word_list_draws_only_its_words():
         from qwenimage.synth.words import listed_word_list
 
         listed_word_list("suite:en-words", frozenset(listed))
+
+
+def test_with_size_jitter_both_texts_of_a_pair_share_one_glyph_size_and_pen():
+    """Glyph sizes 13-24 px across pairs; within a pair the source's and the edit's texts are drawn at one size from
+    one pen column (the size is drawn before the text), and the pair's metadata names that size."""
+    words = {**MONO, "size_jitter": 1.0, "vertical_jitter": 1.0}
+    strategy = EditPairsStrategy(SynthConfig(words=words, edit_pairs={"kinds": {"text": 1}, "layout": "words"}))
+    sizes = set()
+    for seed in range(10):
+        sample = strategy.render(np.random.default_rng(seed), SIZE, SIZE, "en")
+        old, new = sample.extra["old_text"], sample.extra["new_text"]
+        size = sample.extra["font_size"]
+        sizes.add(size)
+        source, edited = np.asarray(sample.source), np.asarray(sample.image)  # [H, W, 3]
+        ink = [np.nonzero((image < 128).any(axis=2))[1] for image in (source, edited)]  # columns of dark pixels
+        assert abs(ink[0].min() - ink[1].min()) <= 3
+        # DejaVu Sans Mono advances 0.602 of the size a letter: each text's ink spans about len - 1 advances + a glyph
+        for text, cols in zip((old, new), ink):
+            assert abs((cols.max() - cols.min()) - 0.602 * size * len(text)) <= 0.602 * size
+    assert min(sizes) <= 17 and max(sizes) >= 21 and min(sizes) >= 13 and max(sizes) <= 24

@@ -162,7 +162,7 @@ class EditPairsStrategy(StrategyBase):
         box = (max(0, min(b[0] for b in boxes) - 2), max(0, min(b[1] for b in boxes) - 2),
                min(width, max(b[2] for b in boxes) + 2), min(height, max(b[3] for b in boxes) + 2))
         meta = {"scene": f"words:{source.extra['background']}", "medium": "sign", "font": source.fonts[0],
-                "font_size": 0}
+                "font_size": source.extra["font_size"]}  # the edited text's too: the size is drawn before the text
         return {"source": source.image, "edited": edited.image, "box": box, "meta": meta}
 
     @staticmethod

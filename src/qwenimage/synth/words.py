@@ -41,6 +41,9 @@ class WordsOptions:
     # the line's height moves (0: centred; 1: anywhere) while its size and its pen's x stay: with a fixed layout
     # the k-th letter keeps its column on any row (edits of signs at other heights); jitter above it wins
     vertical_jitter: float = 0.0
+    # the glyph size shrinks by up to 45% (0: the fixed or fitted size; 1: 0.55-1.0 of it) while, left-aligned,
+    # the pen's x stays: both pictures of an edit pair share the size and place; jitter above it wins
+    size_jitter: float = 0.0
     colors: bool = True  # False: black on white
     phrase_share: float = 0.0  # share of 2-3 word phrases (English) / 2-4 character words (Chinese)
     case_share: float = 0.2  # share of Capitalised or UPPER English words
@@ -69,7 +72,8 @@ class WordsOptions:
             if name in values:
                 values[name] = (values[name],) if isinstance(values[name], str) else tuple(values[name])
         options = cls(**values)
-        shares = ("jitter", "vertical_jitter", "phrase_share", "case_share", "scene_captions", "focus_share")
+        shares = ("jitter", "vertical_jitter", "size_jitter", "phrase_share", "case_share", "scene_captions",
+                  "focus_share")
         if not all(0 <= getattr(options, name) <= 1 for name in shares):
             raise ValueError(f"words options: {', '.join(shares)} must lie in [0, 1], got {values}")
         bad = [c for c in options.captions if "{text}" not in c]
@@ -188,7 +192,7 @@ class WordsStrategy(StrategyBase):
             background, color = solid(rng, width, height, BY_NAME["white"]), BY_NAME["black"]
             rgb = color.rgb
         image = Image.fromarray(background.image)
-        box = self._draw(ImageDraw.Draw(image), rng, face, text, width, height, rgb, options)
+        box, size = self._draw(ImageDraw.Draw(image), rng, face, text, width, height, rgb, options)
         caption = self.caption(rng, language, text, options)
         line = TextBox(text, box)
         words = [line] if language == "zh" else self._word_boxes(text, box, face)
@@ -196,7 +200,7 @@ class WordsStrategy(StrategyBase):
             image=image, text=text, caption=caption, strategy=self.name, language=language, lines=[line],
             words=words, fonts=[face.name], colors={"background": background.hex, "text": to_hex(rgb)},
             extra={"background": background.name_en, "text_color": color.en, "jitter": options.jitter,
-                   "contrast": round(min_contrast(rgb, background.tones), 2)},
+                   "font_size": size, "contrast": round(min_contrast(rgb, background.tones), 2)},
             texts=[text])
 
     @staticmethod
@@ -215,18 +219,19 @@ class WordsStrategy(StrategyBase):
         return str(rng.choice(EN_CAPTIONS)).format(text)
 
     def _draw(self, draw: ImageDraw.ImageDraw, rng: np.random.Generator, face, text: str, width: int, height: int,
-              rgb, options: WordsOptions) -> tuple[int, int, int, int]:
-        """Draw `text` on one line; returns its pixel box. Size: `font_size`, or the largest that fits 84% of the
-        width and 40% of the height; scaled down by up to 45% with jitter. Position: centred (or, with
-        `align: left`, starting at the pen position 8% of the width in, so the k-th letter of a monospaced font
-        always lands in the same place), moved anywhere with jitter; `vertical_jitter` moves it up or down only."""
+              rgb, options: WordsOptions) -> tuple[tuple[int, int, int, int], int]:
+        """Draw `text` on one line; returns its pixel box and font size. Size: `font_size`, or the largest that fits 84% of the
+        width and 40% of the height; scaled down by up to 45% with jitter (`size_jitter`: the size alone).
+        Position: centred (or, with `align: left`, starting at the pen position 8% of the width in, so the k-th
+        letter of a monospaced font always lands in the same place), moved anywhere with jitter;
+        `vertical_jitter` moves it up or down only."""
         jitter = options.jitter
         if options.font_size:
             size = options.font_size
         else:
             x0, y0, x1, y1 = self.fonts.font(face, 100).getbbox(text)
             size = 100 * min(0.84 * width / max(1, x1 - x0), 0.4 * height / max(1, y1 - y0))
-        size = max(6, int(size * (1.0 - 0.45 * jitter * rng.random())))
+        size = max(6, int(size * (1.0 - 0.45 * max(jitter, options.size_jitter) * rng.random())))
         font = self.fonts.font(face, size)
         x0, y0, x1, y1 = font.getbbox(text)
         free_x, free_y = width - (x1 - x0), height - (y1 - y0)
@@ -246,7 +251,7 @@ class WordsStrategy(StrategyBase):
         py = free_line / 2 + (rng.random() - 0.5) * max(jitter, options.vertical_jitter) * (free_line - 4)
         left, top = int(round(px - x0)), int(round(py - line_y0))
         draw.text((left, top), text, font=font, fill=tuple(rgb))
-        return (left + x0, top + y0, left + x1, top + y1)
+        return (left + x0, top + y0, left + x1, top + y1), size
 
     def _word_boxes(self, text: str, box: tuple[int, int, int, int], face) -> list[TextBox]:
         """Word boxes of a one-line Latin text: the line box cut in proportion to advance widths."""
