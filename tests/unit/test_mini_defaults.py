@@ -80,3 +80,18 @@ def test_no_default_model_says_how_to_choose_one(tmp_path, monkeypatch):
     monkeypatch.setattr(ship_module, "SHIPPED_DIR", tmp_path / "nothing")
     with pytest.raises(ValueError, match="--model FOLDER"):
         default_model_dir()
+
+
+def test_the_shipped_model_keeps_its_weights_in_bf16_within_the_budget():
+    """Every weight file of the model inside the package is bf16, and all of them fit SHIPPED_BUDGET_BYTES."""
+    from safetensors import safe_open
+
+    folder = ship_module.SHIPPED_DIR
+    files = sorted(folder.glob("*/*.safetensors"))
+    assert {path.parent.name for path in files} == {"text_encoder", "vae", "transformer"}
+    for path in files:
+        with safe_open(str(path), "pt") as handle:
+            dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys()}
+        assert dtypes == {"BF16"}, (path, dtypes)
+    total = sum(path.stat().st_size for path in files)
+    assert total <= ship_module.SHIPPED_BUDGET_BYTES, f"{total:,} bytes of weights"
