@@ -112,7 +112,8 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
 
     trained = load_file(str(model / "text_encoder" / "model.safetensors"))
     base = load_file(str(tmp_path / "outputs/mini/base/text_encoder/model.safetensors"))
-    assert any(not (trained[k] == base[k]).all() for k in base if k.startswith("model.layers."))
+    # the shipped copy is bf16: compare with the base rounded alike, so rounding alone cannot pass this
+    assert any(not (trained[k] == base[k].to(trained[k].dtype)).all() for k in base if k.startswith("model.layers."))
     vae = json.loads((model / "vae" / "config.json").read_text())
     assert vae["latents_std"] != [1.0] * 16  # the VAE step wrote its latent statistics
 
