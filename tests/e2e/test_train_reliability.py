@@ -153,3 +153,9 @@ def test_an_unreadable_image_is_skipped_and_too_many_stop_the_run_before_any_mod
     assert any("skipping training record" in r.message and "zz_garbage.png" in r.message for r in caplog.records)
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert rows[-1]["bad_records"] == 1
+
+
+def test_a_run_stopped_early_reports_the_step_it_reached(tmp_path, capsys, tiny_pipeline_dir, data_dir):  # noqa: F811
+    path = write_config(tmp_path, tiny_pipeline_dir, data_dir, "run", steps=STEPS)
+    code, out, err = cli(capsys, "train", "--config", str(path), "stop_after=2")
+    assert code == 0 and "trained to step 2:" in out and f"step {STEPS}" not in out, err

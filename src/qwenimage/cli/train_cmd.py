@@ -62,7 +62,7 @@ def run_train(args: argparse.Namespace) -> int:
         losses = Trainer(config).run()
     finally:
         shutdown_distributed()
-    return report_training("trained", losses, config.total_steps, config.output.dir)
+    return report_training("trained", losses, config.last_step, config.output.dir)
 
 
 def report_training(what: str, losses: list[float], steps: int, out: str) -> int:
