@@ -220,9 +220,9 @@ class WordsStrategy(StrategyBase):
 
     def _draw(self, draw: ImageDraw.ImageDraw, rng: np.random.Generator, face, text: str, width: int, height: int,
               rgb, options: WordsOptions) -> tuple[tuple[int, int, int, int], int]:
-        """Draw `text` on one line; returns its pixel box and font size. Size: `font_size`, or the largest that fits 84% of the
-        width and 40% of the height; scaled down by up to 45% with jitter (`size_jitter`: the size alone).
-        Position: centred (or, with `align: left`, starting at the pen position 8% of the width in, so the k-th
+        """Draw `text` on one line; returns its pixel box and font size. Size: `font_size`, or the largest that
+        fits 84% of the width and 40% of the height; scaled down by up to 45% with jitter (`size_jitter`: the size
+        alone). Position: centred (or, with `align: left`, starting at the pen position 8% of the width in, so the k-th
         letter of a monospaced font always lands in the same place), moved anywhere with jitter;
         `vertical_jitter` moves it up or down only."""
         jitter = options.jitter
