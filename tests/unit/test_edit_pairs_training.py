@@ -244,3 +244,20 @@ def test_with_size_jitter_both_texts_of_a_pair_share_one_glyph_size_and_pen():
         for text, cols in zip((old, new), ink):
             assert abs((cols.max() - cols.min()) - 0.602 * size * len(text)) <= 0.602 * size
     assert min(sizes) <= 17 and max(sizes) >= 21 and min(sizes) >= 13 and max(sizes) <= 24
+
+
+def test_the_scene_layout_draws_in_the_given_fonts_and_keeps_the_suites_draws_without_them():
+    mono = "DejaVu Sans Mono Bold"
+    strategy = EditPairsStrategy(SynthConfig(words={**WORDS, "fonts": [mono]}, edit_pairs={"kinds": {"text": 1}}))
+    drawn = []
+    for attempt in range(12):
+        try:
+            drawn.append(strategy.render(np.random.default_rng([5, attempt]), SIZE, SIZE, "en"))
+        except Discard:
+            pass
+    assert len(drawn) >= 3 and {sample.extra["font"] for sample in drawn} == {mono}
+    # without fonts the suite's faces are drawn from the same random numbers as before the option existed
+    fonts = {sample.extra["font"] for sample in rendered("text", 6, seed=3)}
+    assert len(fonts) > 1, fonts
+    with pytest.raises(ValueError, match="No Such Font"):
+        EditPairsStrategy(SynthConfig(words={"fonts": ["No Such Font"]})).scene_faces()

@@ -143,16 +143,29 @@ def _padded_union(boxes: list[Box], pad: int, limit: tuple[int, int]) -> Box:
     return (max(x0, 0), max(y0, 0), min(x1, limit[0]), min(y1, limit[1]))
 
 
+def _face(rng: np.random.Generator, fonts: FontLibrary, text: str, faces: list | None):
+    """The print face of a pair: one of the suite's print styles, or one of `faces` that covers `text`. The style
+    is drawn either way, so the random numbers after it do not depend on `faces`."""
+    style = PRINT_STYLES[int(rng.integers(len(PRINT_STYLES)))]
+    if faces is None:
+        return fonts.pick(rng, text, style)
+    covering = [face for face in faces if not fonts.missing(face, text)]
+    if not covering:
+        raise Discard("missing_glyph", f"none of the fonts {[face.name for face in faces]} covers {text!r}")
+    return covering[int(rng.integers(len(covering)))]
+
+
 def render_pair(rng: np.random.Generator, size: int, old: str, new: str, fonts: FontLibrary, photos,
-                recolor: bool = False) -> dict:
+                recolor: bool = False, faces: list | None = None) -> dict:
     """Source and edited images of one scene, and the region where they may differ; may raise Discard.
     `recolor`: the edited text is drawn in another readable colour (meta names both), drawn last from `rng`,
-    so the suite's pairs (recolor False) keep their random numbers."""
+    so the suite's pairs (recolor False) keep their random numbers. `faces`: the fonts to draw the texts in
+    (default: any print face of the library)."""
     scene = random_scene(rng, size, size, photos)
     kind = {k.key: k for k in MEDIA}[MEDIA_KEYS[int(rng.integers(len(MEDIA_KEYS)))]]
     mw, mh = medium_size(rng, kind, size, size)
     surface = kind.make(rng, mw, mh)
-    face = fonts.pick(rng, old + new, PRINT_STYLES[int(rng.integers(len(PRINT_STYLES)))])
+    face = _face(rng, fonts, old + new, faces)
     picked = pick_contrasting(rng, surface.tones, [BY_NAME[name] for name in surface.inks])
     if picked is None:
         raise Discard("low_contrast", surface.name_en)

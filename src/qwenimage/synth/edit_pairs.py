@@ -44,9 +44,9 @@ LAYOUTS = ("scene", "words")
 @dataclass(frozen=True)
 class EditPairsOptions:
     kinds: dict[str, float] = field(default_factory=lambda: {"text": 0.8, "color": 0.2})  # kind -> weight
-    # "scene": the text-edit suite's scenes; "words": the words strategy's picture (`synth.words` options: font,
-    # size, place, colours), drawn twice from one seed, so with its fixed layout the new text's k-th letter
-    # lands where the text-to-image model draws it
+    # "scene": the text-edit suite's scenes (in the `synth.words.fonts` when given, else any print face); "words":
+    # the words strategy's picture (`synth.words` options: font, size, place, colours), drawn twice from one seed,
+    # so with its fixed layout the new text's k-th letter lands where the text-to-image model draws it
     layout: str = "scene"
     # English text-edit wordings with "{new}" (and optionally "{old}"); empty: the built-in ones
     instructions: tuple[str, ...] = ()
@@ -137,7 +137,8 @@ class EditPairsStrategy(StrategyBase):
             pair = self.words_pair(rng, width, height, language, old, new)
         else:
             photos = photo_entries(self.config.background_dir, self.config.builtin_photos)
-            pair = render_pair(rng, width, old, new, self.fonts, photos, recolor=kind == "color")
+            pair = render_pair(rng, width, old, new, self.fonts, photos, recolor=kind == "color",
+                               faces=self.scene_faces())
         if kind == "text" and self.options.instructions and wording == "en":
             instruction = str(rng.choice(self.options.instructions)).format(old=old, new=new)
         else:
@@ -149,6 +150,17 @@ class EditPairsStrategy(StrategyBase):
             lines=[TextBox(new, box)], words=[TextBox(new, box)], fonts=[pair["meta"]["font"]], colors={},
             extra={**pair["meta"], "kind": kind, "old_text": old, "new_text": new, "region": list(box)},
             texts=[new], source=pair["source"], instruction=instruction)
+
+    def scene_faces(self) -> list | None:
+        """The fonts of the scene layout: the words options' `fonts` when given (e.g. the one the model spells in),
+        else None (any print face, as the text-edit suite draws)."""
+        names = self.words.options.fonts
+        if not names:
+            return None
+        faces = [face for face in self.fonts.faces if face.name in names]
+        if not faces:
+            raise ValueError(f"edit_pairs: none of the fonts {list(names)} is installed")
+        return faces
 
     def words_pair(self, rng: np.random.Generator, width: int, height: int, language: str, old: str,
                    new: str) -> dict:
