@@ -256,7 +256,7 @@ def test_the_scene_layout_draws_in_the_given_fonts_and_keeps_the_suites_draws_wi
         except Discard:
             pass
     assert len(drawn) >= 3 and {sample.extra["font"] for sample in drawn} == {mono}
-    # without fonts the suite's faces are drawn from the same random numbers as before the option existed
+    # without fonts: any print face, as the text-edit suite draws
     fonts = {sample.extra["font"] for sample in rendered("text", 6, seed=3)}
     assert len(fonts) > 1, fonts
     with pytest.raises(ValueError, match="No Such Font"):
