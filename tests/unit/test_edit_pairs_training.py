@@ -261,3 +261,23 @@ def test_the_scene_layout_draws_in_the_given_fonts_and_keeps_the_suites_draws_wi
     assert len(fonts) > 1, fonts
     with pytest.raises(ValueError, match="No Such Font"):
         EditPairsStrategy(SynthConfig(words={"fonts": ["No Such Font"]})).scene_faces()
+
+
+def test_the_scene_layout_caps_the_glyph_size_at_the_given_range():
+    def sizes(options: dict) -> list[int]:
+        strategy = EditPairsStrategy(SynthConfig(words=WORDS, edit_pairs={"kinds": {"text": 1}, **options}))
+        drawn = []
+        for attempt in range(16):
+            try:
+                drawn.append(strategy.render(np.random.default_rng([8, attempt]), 256, 256, "en").extra["font_size"])
+            except Discard:
+                pass
+        return drawn
+
+    free, capped = sizes({}), sizes({"font_sizes": [16, 20]})
+    assert len(free) >= 4 and len(capped) >= 4
+    assert max(free) > 20  # the media fit larger glyphs than the cap at 256 px
+    assert max(capped) <= 20 and min(capped) >= 12  # at most the cap; the floor (1/24 of the side) still holds
+    for bad in ([20, 16], [16], [5, 10], [16.5, 20]):
+        with pytest.raises(ValueError, match="font_sizes"):
+            EditPairsOptions.from_dict({"font_sizes": bad})

@@ -126,10 +126,12 @@ def word_pair(config: TextEditSuiteConfig, index: int) -> tuple[str, str, str]:
     return (language, new, old) if flip else (language, old, new)
 
 
-def _fitted_blocks(fonts: FontLibrary, face, texts: tuple[str, str], box: Box, floor: int):
-    """Both texts on one line at one size: the largest at which the wider of the two fits the box."""
+def _fitted_blocks(fonts: FontLibrary, face, texts: tuple[str, str], box: Box, floor: int, ceiling: int | None):
+    """Both texts on one line at one size: the largest at which the wider of the two fits the box (and, when given,
+    at most `ceiling` px)."""
     width, height = box[2] - box[0], box[3] - box[1]
-    sizes = (floor, max(floor, int(height * 0.8)))
+    top = int(height * 0.8) if ceiling is None else min(int(height * 0.8), ceiling)
+    sizes = (floor, max(floor, top))
     fitted = [fit_block(fonts, face, text, width, height, sizes, 1.2, max_lines=1) for text in texts]
     if any(block is None for block in fitted):
         raise Discard("text_too_long", f"{texts} do not fit {box} at {floor} px")
@@ -156,11 +158,12 @@ def _face(rng: np.random.Generator, fonts: FontLibrary, text: str, faces: list |
 
 
 def render_pair(rng: np.random.Generator, size: int, old: str, new: str, fonts: FontLibrary, photos,
-                recolor: bool = False, faces: list | None = None) -> dict:
+                recolor: bool = False, faces: list | None = None, max_font_size: int | None = None) -> dict:
     """Source and edited images of one scene, and the region where they may differ; may raise Discard.
     `recolor`: the edited text is drawn in another readable colour (meta names both), drawn last from `rng`,
     so the suite's pairs (recolor False) keep their random numbers. `faces`: the fonts to draw the texts in
-    (default: any print face of the library)."""
+    (default: any print face of the library). `max_font_size`: a ceiling on the glyph size in px (default: as
+    large as the medium allows; the floor, 1/24 of the side, wins over it)."""
     scene = random_scene(rng, size, size, photos)
     kind = {k.key: k for k in MEDIA}[MEDIA_KEYS[int(rng.integers(len(MEDIA_KEYS)))]]
     mw, mh = medium_size(rng, kind, size, size)
@@ -169,7 +172,8 @@ def render_pair(rng: np.random.Generator, size: int, old: str, new: str, fonts: 
     picked = pick_contrasting(rng, surface.tones, [BY_NAME[name] for name in surface.inks])
     if picked is None:
         raise Discard("low_contrast", surface.name_en)
-    blocks = _fitted_blocks(fonts, face, (old, new), surface.text_box, floor=max(12, size // 24))
+    blocks = _fitted_blocks(fonts, face, (old, new), surface.text_box, floor=max(12, size // 24),
+                            ceiling=max_font_size)
     light_seed, shadow_seed = (int(s) for s in rng.integers(2 ** 62, size=2))
     matrix = homography((mw, mh), random_quad(rng, (mw, mh), (size, size), 4.0, 0.04))
     inks = [picked, picked]

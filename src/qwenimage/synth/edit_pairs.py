@@ -50,6 +50,9 @@ class EditPairsOptions:
     layout: str = "scene"
     # English text-edit wordings with "{new}" (and optionally "{old}"); empty: the built-in ones
     instructions: tuple[str, ...] = ()
+    # scene layout: [lo, hi] px, a ceiling on the glyph size drawn per pair from that range (the text still shrinks
+    # to fit its medium), e.g. the sizes a model already spells at; empty: as large as the medium allows (the suite's)
+    font_sizes: tuple[int, ...] = ()
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "EditPairsOptions":
@@ -60,6 +63,8 @@ class EditPairsOptions:
         if "instructions" in values:
             wordings = values["instructions"]
             values["instructions"] = (wordings,) if isinstance(wordings, str) else tuple(wordings)
+        if "font_sizes" in values:
+            values["font_sizes"] = tuple(values["font_sizes"] or ())
         options = cls(**values)
         if options.layout not in LAYOUTS:
             raise ValueError(f"edit_pairs options: layout {options.layout!r}, choose from {list(LAYOUTS)}")
@@ -67,6 +72,9 @@ class EditPairsOptions:
         if bad:
             raise ValueError(f"edit_pairs options: every instruction needs a {{new}} slot (and may have {{old}}), "
                              f"got {bad}")
+        sizes = options.font_sizes
+        if sizes and not (len(sizes) == 2 and all(isinstance(v, int) for v in sizes) and 6 <= sizes[0] <= sizes[1]):
+            raise ValueError(f"edit_pairs options: font_sizes {list(sizes)}, need [lo, hi] whole pixels, 6 <= lo <= hi")
         kinds = options.kinds
         bad = sorted(set(kinds) - set(KINDS))
         if bad:
@@ -137,8 +145,10 @@ class EditPairsStrategy(StrategyBase):
             pair = self.words_pair(rng, width, height, language, old, new)
         else:
             photos = photo_entries(self.config.background_dir, self.config.builtin_photos)
+            sizes = self.options.font_sizes
+            ceiling = int(rng.integers(sizes[0], sizes[1] + 1)) if sizes else None
             pair = render_pair(rng, width, old, new, self.fonts, photos, recolor=kind == "color",
-                               faces=self.scene_faces())
+                               faces=self.scene_faces(), max_font_size=ceiling)
         if kind == "text" and self.options.instructions and wording == "en":
             instruction = str(rng.choice(self.options.instructions)).format(old=old, new=new)
         else:
