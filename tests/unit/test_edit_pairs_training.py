@@ -278,6 +278,6 @@ def test_the_scene_layout_caps_the_glyph_size_at_the_given_range():
     assert len(free) >= 4 and len(capped) >= 4
     assert max(free) > 20  # the media fit larger glyphs than the cap at 256 px
     assert max(capped) <= 20 and min(capped) >= 12  # at most the cap; the floor (1/24 of the side) still holds
-    for bad in ([20, 16], [16], [5, 10], [16.5, 20]):
+    for bad in ([20, 16], [16], 16, [5, 10], [16.5, 20]):
         with pytest.raises(ValueError, match="font_sizes"):
             EditPairsOptions.from_dict({"font_sizes": bad})

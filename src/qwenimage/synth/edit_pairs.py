@@ -64,7 +64,8 @@ class EditPairsOptions:
             wordings = values["instructions"]
             values["instructions"] = (wordings,) if isinstance(wordings, str) else tuple(wordings)
         if "font_sizes" in values:
-            values["font_sizes"] = tuple(values["font_sizes"] or ())
+            sizes = values["font_sizes"]
+            values["font_sizes"] = (sizes,) if isinstance(sizes, (int, float)) else tuple(sizes or ())
         options = cls(**values)
         if options.layout not in LAYOUTS:
             raise ValueError(f"edit_pairs options: layout {options.layout!r}, choose from {list(LAYOUTS)}")
