@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from qwenimage.images import MAX_PIXELS, load_image
+from qwenimage.images import MAX_PIXELS, ImageError, load_image
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +34,35 @@ SHARD_SUFFIXES = (".tar", ".parquet")  # WebDataset tars (synth, curation) and c
 SOURCE_EXT = "source.png"  # a tar member `key.source.png`: the edit source of `key.png` (synth's edit_pairs)
 
 
+@dataclass(frozen=True)
+class PackedImage:
+    """A shard member's encoded image: the compressed bytes and the size read from its header. Records hold
+    these rather than decoded pictures (a 256² RGB picture is ~196 KB decoded, ~10-60 KB as PNG), so reading
+    32,000 edit pairs costs their file size in memory; the pixels are decoded when a sample is encoded."""
+
+    data: bytes
+    name: str  # `shard.tar:key.png`, for error messages
+    size: tuple[int, int]  # (width, height)
+
+    def open(self) -> Image.Image:
+        try:
+            return load_image(io.BytesIO(self.data))
+        except ImageError as err:
+            raise ImageError(f"{self.name}: {err}") from err
+
+
+ImageRef = Image.Image | Path | PackedImage  # a picture in memory, a file, or a shard member's bytes
+
+
 @dataclass
 class Record:
     id: str
-    image: Image.Image | Path  # the target (DPO: the winner)
+    image: ImageRef  # the target (DPO: the winner)
     caption: str
     text: str = ""  # text rendered in the image (from synth metadata or OCR), for curriculum selection
     instruction: str | None = None  # TI2I: the edit instruction ...
-    source: Image.Image | Path | None = None  # ... applied to this image
-    lose: Image.Image | Path | None = None  # DPO: the losing image for the same caption
+    source: ImageRef | None = None  # ... applied to this image
+    lose: ImageRef | None = None  # DPO: the losing image for the same caption
     origin: str = ""  # the data source (folder or shard, as configured) the record was read from
     weight: float = 1.0  # sampling weight: curation's `sample_weight` (category balance x token rarity)
 
@@ -70,7 +90,9 @@ def sample_weight(meta: dict, where: str = "") -> float:
     return float(value)
 
 
-def open_record_image(source: Image.Image | Path) -> Image.Image:
+def open_record_image(source: ImageRef) -> Image.Image:
+    if isinstance(source, PackedImage):
+        return source.open()
     return source if isinstance(source, Image.Image) else load_image(source)
 
 
@@ -262,10 +284,15 @@ def _packed_record(path: Path, key: str, parts: dict[str, bytes], image_ext: str
                   weight=sample_weight(meta, f"{where}.json"))
 
 
-def _packed_image(data: bytes, where: str) -> Image.Image:
+def _packed_image(data: bytes, where: str) -> PackedImage:
+    """A shard member's image, checked as far as its header (format and size); decoded when encoded."""
     try:
-        return load_image(Image.open(io.BytesIO(data)))
+        with Image.open(io.BytesIO(data)) as image:
+            size = image.size
     except UnidentifiedImageError:
         raise ValueError(f"{where}: not an image file (Pillow cannot identify it)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ValueError(f"{where}: unreadable image ({err})") from None
+    if size[0] * size[1] > MAX_PIXELS:
+        raise ValueError(f"{where}: {size[0]}x{size[1]} is more than the limit of {MAX_PIXELS:,} pixels")
+    return PackedImage(data, where, size)

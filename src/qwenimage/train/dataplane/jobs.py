@@ -7,10 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
 from qwenimage.train.data import I2I_PROMPT
-from qwenimage.train.records import Record
+from qwenimage.train.records import ImageRef, Record
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,8 +40,8 @@ class ProduceInfo:
     seconds: float
 
 
-def _file_stamp(image: Image.Image | Path | None) -> str:
-    if image is None or isinstance(image, Image.Image):
-        return ""  # in-memory images (tar shards) are identified by the record id alone
+def _file_stamp(image: ImageRef | None) -> str:
+    if image is None or not isinstance(image, Path):
+        return ""  # in-memory images and shard members are identified by the record id alone
     stat = Path(image).stat()
     return f"{stat.st_size}:{stat.st_mtime_ns}"
