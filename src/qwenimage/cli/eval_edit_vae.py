@@ -71,6 +71,9 @@ def add_edit_parser(sub: argparse._SubParsersAction) -> None:
                    help="with --model: keep the source's pixels outside the area the edit changed (as in "
                         f"qwenimage edit; {DEFAULT_KEEP_THRESHOLD} without a value); with --through-vae: the "
                         "ceiling of such edits")
+    p.add_argument("--text-focus", action="store_true",
+                   help="with --model: edit each pair's quoted old text on the model's own canvas, found by OCR and "
+                        "scaled to the size the model writes text, then paste it back (as in qwenimage edit)")
     p.add_argument("--no-ocr", action="store_true", help="skip the OCR of the new text")
     p.add_argument("--out", type=Path, default=Path("outputs/eval-edit"), help="results folder")
     _device_options(p)
@@ -108,7 +111,8 @@ def _flags(args: argparse.Namespace, names: list[str]) -> list[str]:
 def edit_command(args: argparse.Namespace) -> str:
     """The command with every setting that mattered spelled out (defaults included)."""
     if args.pairs is not None and args.model is not None:
-        names = ["pairs", "model", "steps", "cfg", "seed", "batch_size", "keep_unedited", "dtype", "no_ocr", "out"]
+        names = ["pairs", "model", "steps", "cfg", "seed", "batch_size", "keep_unedited", "text_focus", "dtype",
+                 "no_ocr", "out"]
     elif args.pairs is not None and args.through_vae is not None:
         names = ["pairs", "through_vae", "keep_unedited", "dtype", "no_ocr", "out"]
     elif args.pairs is not None:
@@ -118,8 +122,8 @@ def edit_command(args: argparse.Namespace) -> str:
     elif args.through_vae is not None:
         names = ["suite", "through_vae", "n", "size", "lang", "keep_unedited", "dtype", "no_ocr", "out"]
     else:
-        names = ["suite", "model", "n", "size", "lang", "steps", "cfg", "seed", "batch_size", "keep_unedited", "dtype",
-                 "no_ocr", "out"]
+        names = ["suite", "model", "n", "size", "lang", "steps", "cfg", "seed", "batch_size", "keep_unedited",
+                 "text_focus", "dtype", "no_ocr", "out"]
     return shlex.join(["qwenimage", "eval", "edit", *_flags(args, names)])
 
 
@@ -149,6 +153,8 @@ def run_eval_edit(args: argparse.Namespace) -> int:
         raise ValueError("--build goes with --suite text-edit, not with --pairs")
     if args.keep_unedited is not None and args.model is None and args.through_vae is None:
         raise ValueError("--keep-unedited goes with --model DIR or --through-vae DIR")
+    if args.text_focus and args.model is None:
+        raise ValueError("--text-focus goes with --model DIR")
     if args.suite is not None:
         config = TextEditSuiteConfig(n=args.n, size=args.size, languages=args.lang)
         if len(modes) != 1:
@@ -173,7 +179,8 @@ def run_eval_edit(args: argparse.Namespace) -> int:
     ocr = None if args.no_ocr else OcrEngine()
     records, thumbs = score_pairs(pairs, ocr, progress=not args.no_progress)
     settings = {"pairs": args.pairs, "edited": args.edited, "suite": args.suite, "model": args.model,
-                "through_vae": args.through_vae, "keep_unedited": args.keep_unedited, "n": len(pairs),
+                "through_vae": args.through_vae, "keep_unedited": args.keep_unedited,
+                "text_focus": args.text_focus, "n": len(pairs),
                 "ocr": not args.no_ocr}
     results = write_edit_report(args.out, records, thumbs, settings, edit_command(args))
     print(format_summary(results["summary"]))
@@ -197,7 +204,7 @@ def _edit_with_model(args: argparse.Namespace, config):
     from qwenimage.pipelines.loading import load_pipeline
 
     sampling = EditSampling(steps=args.steps, cfg=args.cfg, seed=args.seed, batch_size=args.batch_size,
-                            keep_unedited=args.keep_unedited)
+                            keep_unedited=args.keep_unedited, text_focus=args.text_focus)
     if not args.model.is_dir():
         raise ValueError(f"--model {args.model}: no such folder")
     pairs, where = _pairs_to_edit(args, config)

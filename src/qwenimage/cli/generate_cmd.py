@@ -42,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                         "result's latents differ from its latents by less than T (mean over "
                                         f"channels; default {DEFAULT_KEEP_THRESHOLD} when given without a value): "
                                         "no drift or VAE loss outside the edited area")
+    edit.add_argument("--text-focus", action="store_true",
+                      help="instruction edits that quote the old text and the new one ('Change the text \"OPEN\" to "
+                           "\"CLOSED\"'): find the old text by OCR, edit it on the model's own canvas at the size the "
+                           "model writes text, and paste the result back (the model folder's qwenimage.json declares "
+                           "that geometry; --keep-unedited's threshold picks what changed)")
     edit.set_defaults(run=run_edit)
 
 
@@ -147,13 +152,15 @@ def run_edit(args: argparse.Namespace) -> int:
         request = GenerationRequest(prompt=prompt, negative_prompt=args.negative_prompt, width=args.width,
                                     height=args.height, num_steps=args.steps, true_cfg_scale=args.cfg,
                                     seed=args.seed + i, max_sequence_length=args.max_sequence_length)
-        if from_image and args.keep_unedited is not None:
-            raise ValueError("--keep-unedited applies to instruction edits, not with --mask or --strength")
+        for flag, value in (("--keep-unedited applies", args.keep_unedited), ("--text-focus applies", args.text_focus)):
+            if from_image and value not in (None, False):
+                raise ValueError(f"{flag} to instruction edits, not with --mask or --strength")
         if from_image:
             request.init_image, request.mask = args.image[0], args.mask
             request.strength = args.strength if args.strength is not None else 0.6
         else:
             request.images, request.keep_unedited = list(args.image), args.keep_unedited
+            request.text_focus = args.text_focus
         requests.append(request)
     return _run(args, requests)
 
@@ -312,6 +319,8 @@ def _parameters(request, args: argparse.Namespace, dtype) -> dict:
         parameters["cache_threshold"] = request.cache_threshold
     if request.keep_unedited is not None:
         parameters["keep_unedited"] = request.keep_unedited
+    if request.text_focus:
+        parameters["text_focus"] = True
     if getattr(args, "quantize", None):
         parameters["quantize"] = args.quantize
     return parameters

@@ -31,6 +31,7 @@ class EditSampling:
     seed: int = 0
     batch_size: int = 1
     keep_unedited: float | None = None  # GenerationRequest.keep_unedited: paste the source back outside the edit
+    text_focus: bool = False  # GenerationRequest.text_focus: edit the quoted old text on the model's canvas
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:
@@ -64,7 +65,8 @@ def edit_requests(pairs: list[EditPair], sampling: EditSampling, first_index: in
             prompt=pair.instruction or "", images=[source], width=source.width, height=source.height,
             num_steps=sampling.steps, true_cfg_scale=sampling.cfg,
             negative_prompt=sampling.negative_prompt if sampling.cfg > 1 else None,
-            seed=sampling.seed + first_index + offset, keep_unedited=sampling.keep_unedited))
+            seed=sampling.seed + first_index + offset, keep_unedited=sampling.keep_unedited,
+            text_focus=sampling.text_focus))
     return requests
 
 

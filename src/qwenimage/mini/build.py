@@ -40,6 +40,13 @@ MINI_SETTINGS = {
     # instruction edits: CFG off (the edit runs train no empty-instruction branch), as the edit evaluations sample
     "edit_defaults": {"true_cfg_scale": 1.0},
 }
+# text_focus (pipelines/text_focus.py) of the 128x128 edit model: the signs it was trained to edit (24-px DejaVu
+# Sans Mono Bold, lower case, the pen 8% in, the line centred; its surest colours black on white), with the OCR
+# box of such a line measured on 50 held-out signs (`python scripts/text_focus_geometry.py --pairs
+# data/mini/edit-place-eval`: height 30.8 +- 4.2 px, left edge 5.9 +- 1.3 px)
+MINI_TEXT_FOCUS = {"width": NATIVE_SIZE, "height": NATIVE_SIZE, "line_height": 30.8, "left": 5.9, "lower_case": True,
+                   "backdrop": "redrawn", "font": "DejaVu Sans Mono Bold", "font_size": 24, "pen": 0.08,
+                   "paper": [255, 255, 255], "ink": [0, 0, 0]}
 TOKENIZER_CLASS = "PreTrainedTokenizerFast"  # see text/char_tokenizer.py: Qwen2Tokenizer would re-split the text
 
 

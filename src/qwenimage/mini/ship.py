@@ -89,7 +89,7 @@ def edit_variant(source: str | Path, out: str | Path, edit_side: int | None = No
     processor, and qwenimage.json declaring the edit area: condition images of edit_side x edit_side pixels
     (default: the mini's native 128x128) and the edit defaults (CFG 1). Text-to-image still works from it.
     Written beside `out` and renamed; the manifest is written last."""
-    from qwenimage.mini.build import EDIT_PIPELINE_CLASS, MINI_SETTINGS, NATIVE_SIZE
+    from qwenimage.mini.build import EDIT_PIPELINE_CLASS, MINI_SETTINGS, MINI_TEXT_FOCUS, NATIVE_SIZE
     from qwenimage.tiny import model_index
 
     source, out = Path(source), Path(out)
@@ -109,7 +109,12 @@ def edit_variant(source: str | Path, out: str | Path, edit_side: int | None = No
     settings = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
     limits = {**settings.get("size_limits", {}), "edit_area": side * side}
     edit_defaults = {**MINI_SETTINGS["edit_defaults"], **settings.get("edit_defaults", {})}
-    write_json_atomic(settings_path, {**settings, "size_limits": limits, "edit_defaults": edit_defaults})
+    settings = {**settings, "size_limits": limits, "edit_defaults": edit_defaults}
+    if side == NATIVE_SIZE:
+        settings.setdefault("text_focus", MINI_TEXT_FOCUS)
+    else:  # the 128-px sign geometry does not hold on another canvas
+        settings.pop("text_focus", None)
+    write_json_atomic(settings_path, settings)
     write_manifest(tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -15,6 +15,7 @@ from qwenimage.pipelines.pipeline import QwenImagePipeline, check_edit_support
 from qwenimage.pipelines.request import GenerationRequest, Task
 from qwenimage.pipelines.sizes import SizeLimits
 from qwenimage.pipelines.tasks import source_image, target_size
+from qwenimage.pipelines.text_focus import TextFocus
 from qwenimage.sampling.schedule import ScheduleConfig, override_schedule
 from qwenimage.vae import WanVAE
 from qwenimage.weights.config_io import read_json
@@ -58,7 +59,8 @@ def load_pipeline(folder: str | Path, *, dtype: torch.dtype | None = None, devic
     pipe = QwenImagePipeline(transformer, vae, encoder, schedule,
                              device=device, size_limits=size_limits(folder),
                              edit_style=folder_edit_style(folder),
-                             cfg_batching=cfg_batching, offload=offload)
+                             cfg_batching=cfg_batching, offload=offload,
+                             text_focus=TextFocus.from_settings(model_settings(folder)))
     log.info("loaded %s (%s) from %s", index.get("_class_name"), dtype or "stored dtype", folder)
     return pipe
 
@@ -71,9 +73,13 @@ def check_requests(folder: str | Path, requests: list[GenerationRequest]) -> Non
     edit_style = folder_edit_style(folder)
     limits = size_limits(folder)
     step = WanVAE.config_from_folder(folder / "vae").spatial_factor * 2  # pixels per token side
+    text_focus = TextFocus.from_settings(model_settings(folder))
     for request in requests:
         request.validate()
         check_edit_support(edit_style, len(request.images))
+        if request.text_focus and text_focus is None:
+            raise ValueError(f"text_focus needs the model's text geometry (\"text_focus\" in {folder / SETTINGS_NAME});"
+                             " this model declares none")
         for image in request.images[:-1]:
             load_image(image)  # every condition image must be readable, not only the one that sets the size
         source = source_image(request)

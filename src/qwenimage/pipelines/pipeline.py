@@ -21,11 +21,12 @@ from PIL import Image
 
 from qwenimage.images import load_image, pil_to_tensor, tensor_to_pil
 
-from qwenimage.pipelines.keep import edited_area, keep_unedited
+from qwenimage.pipelines.keep import DEFAULT_KEEP_THRESHOLD, edited_area, keep_unedited
 from qwenimage.pipelines.offload import Offloader
 from qwenimage.pipelines.request import GenerationRequest, Task
 from qwenimage.pipelines.sizes import SizeLimits
 from qwenimage.pipelines.tasks import Prepared, prepare
+from qwenimage.pipelines.text_focus import FocusPlan, TextFocus, focus_request
 from qwenimage.sampling.conditioning import TextConditioning, TokenLayout, stack_text
 from qwenimage.sampling.guidance import Guidance, batch_cfg_by_default, guided_velocity
 from qwenimage.sampling.packing import pack_latents, unpack_latents
@@ -64,7 +65,8 @@ def check_edit_support(edit_style: str | None, num_images: int) -> None:
 class QwenImagePipeline:
     def __init__(self, transformer, vae, encoder, schedule: ScheduleConfig = ScheduleConfig(), *,
                  device: str | torch.device = "cpu", size_limits: SizeLimits = SizeLimits(),
-                 edit_style: str | None = "edit_plus", cfg_batching: bool | None = None, offload: bool = False):
+                 edit_style: str | None = "edit_plus", cfg_batching: bool | None = None, offload: bool = False,
+                 text_focus: TextFocus | None = None):
         self.transformer, self.vae, self.encoder = transformer, vae, encoder
         self.schedule = schedule
         self.device = torch.device(device)
@@ -72,6 +74,8 @@ class QwenImagePipeline:
         self.edit_style = edit_style
         self.cfg_batching = cfg_batching  # None: batch_cfg_by_default decides per group
         self.offload = Offloader(self.device, enabled=offload)
+        self.text_focus = text_focus  # the model's text geometry, for requests with text_focus (qwenimage.json)
+        self._ocr = None
 
     # ---- properties derived from the components -------------------------------------------------
     @property
@@ -165,15 +169,39 @@ class QwenImagePipeline:
         for r in requests:
             r.validate()  # every value that needs no weights, before any work
         with torch.inference_mode():
-            prepared = [prepare(self, r) for r in requests]
+            focused = [self._focus(r) if r.text_focus else (r, None) for r in requests]  # (what is sampled, plan)
+            prepared = [prepare(self, r) for r, _ in focused]
             results: list[GenerationResult | None] = [None] * len(requests)
             key = lambda i: (requests[i].num_steps, self._start(requests[i]))  # noqa: E731
             for _, group in itertools.groupby(sorted(range(len(requests)), key=key), key=key):
                 group = list(group)
                 latents, skips = self._sample_group([prepared[i] for i in group], group, progress, preview)
                 for i, z, skipped in zip(group, latents, skips):
-                    results[i] = self._result(prepared[i], z, skipped)
+                    plan = focused[i][1]
+                    results[i] = (self._result(prepared[i], z, skipped) if plan is None
+                                  else self._focused_result(requests[i], prepared[i], plan, z, skipped))
         return results
+
+    def _focus(self, request: GenerationRequest) -> tuple[GenerationRequest, FocusPlan | None]:
+        if self.text_focus is None:
+            raise ValueError("text_focus needs the model's text geometry (\"text_focus\" in its qwenimage.json); "
+                             "this model declares none")
+        if self._ocr is None:
+            from qwenimage.ocr import OcrEngine
+
+            self._ocr = OcrEngine()
+        return focus_request(request, self.text_focus, self._ocr)
+
+    def _focused_result(self, request: GenerationRequest, prepared: Prepared, plan: FocusPlan,
+                        latents: torch.Tensor, cache_skips: int) -> GenerationResult:
+        """The canvas edit pasted back into the source where its latents changed (pipelines/text_focus.py)."""
+        request.seed = prepared.request.seed
+        threshold = request.keep_unedited if request.keep_unedited is not None else DEFAULT_KEEP_THRESHOLD
+        mask = edited_area(latents, self.encode_image(plan.canvas, sample=False), threshold,
+                           self.vae.spatial_factor)                                    # [h, w] on the canvas
+        image, alpha = plan.paste(self.decode_pixels(latents).cpu(), mask.cpu())
+        return GenerationResult(image, latents, request, request.seed, cache_skips,
+                                kept_fraction=float((alpha == 0).mean()))
 
     def _result(self, prepared: Prepared, latents: torch.Tensor, cache_skips: int) -> GenerationResult:
         request = prepared.request

@@ -50,6 +50,10 @@ class GenerationRequest:
     # edits: paste the last input image's own pixels back where the result's latents differ from its latents by
     # less than this (pipelines/keep.py); None = off
     keep_unedited: float | None = None
+    # edits: carry out 'Change the text "OLD" to "NEW"' on the model's own canvas around the old text, found by
+    # OCR, at the size the model writes text, and paste the result back (pipelines/text_focus.py); the mask of
+    # what changed uses keep_unedited's threshold (its default when None)
+    text_focus: bool = False
 
     @property
     def task(self) -> Task:
@@ -80,6 +84,12 @@ class GenerationRequest:
         check_keep_threshold(self.keep_unedited)
         if self.keep_unedited is not None and self.task is not Task.EDIT:
             raise ValueError(f"keep_unedited applies to edits with condition images, not to {self.task.value}")
+        if self.text_focus:
+            from qwenimage.pipelines.text_focus import quoted_texts
+
+            if self.task is not Task.EDIT:
+                raise ValueError(f"text_focus applies to edits with condition images, not to {self.task.value}")
+            quoted_texts(self.prompt)
         override_schedule(ScheduleConfig(), self.scheduler)  # unknown keys and bad values
 
     def uses_cfg(self) -> bool:

@@ -1,0 +1,277 @@
+"""Edit a quoted text where it is drawn, at the scale the model writes text (`GenerationRequest.text_focus`).
+
+A small model spells at one glyph size on one canvas (qwenimage-mini: 24-px letters on 128x128 signs); a photo
+has its words at any size, angle and place. With text_focus, an instruction that quotes the old text and the new
+one ('Change the text "OPEN" to "CLOSED"') is carried out in four steps:
+
+  1. locate: OCR finds the line that reads most like the old text: its quadrilateral in the source;
+  2. rectify: a homography maps the quadrilateral to a level box of the model's line height whose left edge is
+     where the model starts its words, on a canvas of the model's size; the source is resampled onto it;
+  3. edit: the canvas is edited like any picture (the one sampler, in the same batch as the other requests);
+  4. paste back: where the edit's latents changed (pipelines/keep.py), inside the line's band, the edit's pixels
+     are warped back through the homography and blended in; every other pixel is the source's own.
+
+The model's text geometry comes from its folder's qwenimage.json, "text_focus" (`TextFocus`); a model without it
+cannot take such requests.
+
+    focus = TextFocus.from_settings(model_settings(folder))
+    canvas_request, plan = focus_request(request, focus, OcrEngine())       # plan None: the old text not found
+    ... edit canvas_request ...
+    image, alpha = plan.paste(edit_pixels, mask)           # the source's size; alpha: the edit's blend weight
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+import torch
+from PIL import Image
+
+from qwenimage.images import load_image
+
+log = logging.getLogger(__name__)
+
+# a quoted span in straight, curly or CJK quotes: 'Change the text "OPEN" to "CLOSED"', 把文字“营业中”改为“休息中”
+BACKDROPS = ("source", "flat", "redrawn")
+_QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|「([^」]+)」')
+
+
+def quoted_texts(instruction: str) -> tuple[str, str]:
+    """(old, new): the first two quoted spans of an instruction; ValueError when it quotes fewer."""
+    spans = [next(group for group in match.groups() if group is not None) for match in _QUOTED.finditer(instruction)]
+    if len(spans) < 2:
+        raise ValueError(f"text_focus needs an instruction that quotes the old text and the new one, as in "
+                         f"'Change the text \"OPEN\" to \"CLOSED\"'; got {instruction!r}")
+    return spans[0], spans[1]
+
+
+@dataclass(frozen=True)
+class TextFocus:
+    """Where and how large a model writes a line of text on its canvas, as OCR boxes measure it."""
+
+    width: int = 128  # the canvas the model edits on
+    height: int = 128
+    line_height: float = 30.0  # OCR box height of a line the model writes (canvas pixels)
+    left: float = 6.0  # OCR box left edge of its lines
+    lower_case: bool = False  # the model writes lower case only: the instruction's quoted texts are lowered
+    # the canvas: "source" (the picture itself), "flat" (the line's box in the source's pixels, the rest in its
+    # background colour: for a model trained on plain signs) or "redrawn" (all in the background colour, the old
+    # text drawn again in the model's own `font`, `font_size` and pen, in the text's colour: its training signs)
+    backdrop: str = "source"
+    font: str | None = None  # "Family Style", e.g. "DejaVu Sans Mono Bold"
+    font_size: int = 24
+    pen: float = 0.08  # where the model's lines start, a share of the canvas width
+    # redrawn: draw in this paper and ink RGB (the model's surest colours, e.g. black on white) instead of the
+    # line's own, and give the edit the line's colours back by how far each pixel is from paper towards ink
+    paper: tuple[int, int, int] | None = None
+    ink: tuple[int, int, int] | None = None
+    min_agreement: float = 0.5  # 1 - NED between the old text and the OCR line taken for it
+
+    def __post_init__(self):
+        if not (self.width > 0 and self.height > 0 and 0 < self.line_height < self.height
+                and 0 <= self.left < self.width / 2 and 0 < self.min_agreement <= 1 and self.backdrop in BACKDROPS and self.font_size > 0
+                and 0 <= self.pen < 1):
+            raise ValueError(f"text_focus settings out of range: {self}")
+        if self.backdrop == "redrawn" and not self.font:
+            raise ValueError("text_focus: the redrawn backdrop needs the model's font")
+        if (self.paper is None) != (self.ink is None) or any(
+                not (len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c))
+                for c in (self.paper, self.ink) if c is not None):
+            raise ValueError(f"text_focus: paper and ink go together, each as [r, g, b] in 0..255; got "
+                             f"{self.paper!r} and {self.ink!r}")
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> TextFocus | None:
+        """From a model folder's qwenimage.json ("text_focus"); None when it has none."""
+        values = settings.get("text_focus")
+        if values is None:
+            return None
+        known = {f.name for f in fields(cls)}
+        if not isinstance(values, dict) or set(values) - known:
+            raise ValueError(f"qwenimage.json: text_focus must be an object with keys among {sorted(known)}, "
+                             f"got {values!r}")
+        values = {key: tuple(value) if key in ("paper", "ink") and isinstance(value, list) else value
+                  for key, value in values.items()}
+        return cls(**values)
+
+
+@dataclass
+class FocusPlan:
+    """One focused edit: the source, the canvas cut from it and the homography between them."""
+
+    source: Image.Image
+    canvas: Image.Image
+    to_source: np.ndarray  # [3, 3] canvas pixels -> source pixels
+    band: tuple[int, int]  # canvas rows (top, bottom) of the old line, with half a line above and below
+    found: str  # what OCR read where the old text is
+    # canvas pixels (x0, y0, x1, y1) that are not the source's (the old text redrawn or its backdrop): always taken
+    # from the edit, whether it changed them or not
+    replaced: tuple[int, int, int, int] | None = None
+    # (paper, ink, background, text colour) RGB: the canvas was drawn in paper and ink, the line is in the others
+    recolor: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def paste(self, edit: torch.Tensor, mask: torch.Tensor) -> tuple[Image.Image, np.ndarray]:
+        """The source with the canvas edit [3, h, w] (in [-1, 1]) blended in where `mask` [h, w] says, inside the
+        line's band, warped back to the source; and the blend weight [H, W] of the edit in the source."""
+        import cv2
+
+        top, bottom = self.band
+        band = torch.zeros_like(mask)
+        band[top:bottom] = 1
+        mask = mask.clone()
+        if self.replaced is not None:
+            x0, y0, x1, y1 = self.replaced
+            mask[y0:y1, x0:x1] = 1
+        weight = (mask * band).numpy().astype(np.float32)                               # [h, w]
+        pixels = ((edit.float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).numpy()    # [h, w, 3]
+        if self.recolor is not None:
+            pixels = recolored(pixels, *self.recolor)
+        size = self.source.size
+        warped = cv2.warpPerspective(pixels, self.to_source, size, flags=cv2.INTER_LINEAR)
+        alpha = cv2.warpPerspective(weight, self.to_source, size, flags=cv2.INTER_LINEAR)              # [H, W]
+        source = np.asarray(self.source, dtype=np.float32)
+        blended = source * (1 - alpha[..., None]) + warped * alpha[..., None]
+        return Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8)), alpha
+
+
+def focus_request(request, focus: TextFocus, ocr) -> tuple[object, FocusPlan | None]:
+    """The request on the model's canvas around the old text, and its plan; (request, None) when OCR finds no
+    line reading like the old text (the edit then runs on the whole picture, as without text_focus)."""
+    old, _ = quoted_texts(request.prompt)
+    source = load_image(request.images[-1])
+    lines = ocr.read(source).lines
+    from qwenimage.ocr import text_agreement
+
+    best = max(lines, key=lambda line: text_agreement(old, line.text), default=None)
+    if best is None or text_agreement(old, best.text) < focus.min_agreement:
+        log.warning("text_focus: OCR found no line reading like %r (it read %s); editing the whole picture", old,
+                    [line.text for line in lines])
+        return request, None
+    recolor, drawn = None, None
+    to_source, box = line_homography(np.asarray(best.box, dtype=np.float32), focus)
+    canvas = resample(source, to_source, (focus.width, focus.height))
+    if focus.backdrop == "flat":
+        canvas = flat_backdrop(canvas, box)
+    elif focus.backdrop == "redrawn":
+        background, ink = line_colors(canvas, box)
+        if focus.paper is not None:
+            recolor = (np.array(focus.paper), np.array(focus.ink), background, ink)
+            background, ink = recolor[:2]
+        canvas, drawn = redrawn(canvas.size, box, old.lower() if focus.lower_case else old, focus, background, ink)
+    x0, y0, x1, y1 = box
+    band = (max(0, int(y0 - (y1 - y0) / 2)), min(focus.height, int(np.ceil(y1 + (y1 - y0) / 2))))
+    prompt = request.prompt
+    if focus.lower_case:
+        prompt = _QUOTED.sub(lambda match: match.group(0).lower(), prompt)
+    canvas_request = replace(request, prompt=prompt, images=[*request.images[:-1], canvas], width=focus.width,
+                             height=focus.height, keep_unedited=None, text_focus=False)
+    replaced = None
+    if focus.backdrop != "source":  # the old line's box and, when redrawn, the redrawn text's: all of the old text
+        covered = box if drawn is None else (min(box[0], drawn[0]), min(box[1], drawn[1]), max(box[2], drawn[2]),
+                                             max(box[3], drawn[3]))
+        replaced = _grown(covered, MARGIN, canvas.size)
+    return canvas_request, FocusPlan(source, canvas, to_source, band, best.text, replaced, recolor)
+
+
+def line_homography(quad: np.ndarray, focus: TextFocus) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The homography [3, 3] from canvas pixels to source pixels that takes the OCR quadrilateral [4, 2] (clockwise
+    from top-left) to a level box of the model's line height, at its left edge and centred vertically; and that
+    box (x0, y0, x1, y1) on the canvas. A line too long for the canvas at that height is scaled down to fit."""
+    import cv2
+
+    top_left, top_right, bottom_right, bottom_left = quad
+    width = (np.linalg.norm(top_right - top_left) + np.linalg.norm(bottom_right - bottom_left)) / 2
+    height = (np.linalg.norm(bottom_left - top_left) + np.linalg.norm(bottom_right - top_right)) / 2
+    if width < 1 or height < 1:
+        raise ValueError(f"text_focus: the OCR box {quad.tolist()} is degenerate")
+    scale = min(focus.line_height / height, (focus.width - 2 * focus.left) / width)
+    box_w, box_h = width * scale, height * scale
+    x0, y0 = focus.left, (focus.height - box_h) / 2
+    box = np.array([[x0, y0], [x0 + box_w, y0], [x0 + box_w, y0 + box_h], [x0, y0 + box_h]], dtype=np.float32)
+    return cv2.getPerspectiveTransform(box, quad.astype(np.float32)), (x0, y0, x0 + box_w, y0 + box_h)
+
+
+def resample(source: Image.Image, to_source: np.ndarray, size: tuple[int, int]) -> Image.Image:
+    """The canvas of `size` (width, height): source pixels through the homography, the edges repeated beyond the
+    picture. A source drawn larger than the canvas is first shrunk with area averaging (no aliasing)."""
+    import cv2
+
+    pixels = np.asarray(source)
+    # the canvas's scale: source pixels per canvas pixel near the line
+    shrink = float(np.sqrt(abs(np.linalg.det(to_source[:2, :2] / to_source[2, 2]))))
+    if shrink > 1.5:
+        factor = 1 / shrink
+        small = cv2.resize(pixels, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
+        scale_x, scale_y = small.shape[1] / pixels.shape[1], small.shape[0] / pixels.shape[0]
+        to_source = np.diag([scale_x, scale_y, 1.0]) @ to_source
+        pixels = small
+    canvas = cv2.warpPerspective(pixels, to_source, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                 borderMode=cv2.BORDER_REPLICATE)
+    return Image.fromarray(canvas)
+
+
+MARGIN = 0.15  # the line's box grows by this share of its height on each side
+
+
+def _grown(box: tuple[float, float, float, float], margin: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The box (x0, y0, x1, y1) grown by `margin` of its height, in whole pixels inside a canvas of `size`."""
+    x0, y0, x1, y1 = box
+    pad = margin * (y1 - y0)
+    return (max(0, int(x0 - pad)), max(0, int(y0 - pad)), min(size[0], int(np.ceil(x1 + pad))),
+            min(size[1], int(np.ceil(y1 + pad))))
+
+
+def line_colors(canvas: Image.Image, box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """(background, ink) RGB of the line in `box`: the background is the box's median colour (the text covers
+    less of its box than the surface does), the ink the median of the pixels furthest from it."""
+    left, top, right, bottom = _grown(box, MARGIN, canvas.size)
+    inside = np.asarray(canvas)[top:bottom, left:right].reshape(-1, 3).astype(np.float32)       # [N, 3]
+    background = np.median(inside, axis=0)
+    distance = np.linalg.norm(inside - background, axis=1)
+    ink = np.median(inside[distance >= 0.6 * distance.max()], axis=0) if distance.max() > 0 else background
+    return background.astype(np.uint8), ink.astype(np.uint8)
+
+
+def flat_backdrop(canvas: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+    """The canvas with everything outside the line's box (grown by MARGIN) in the line's background colour."""
+    pixels = np.asarray(canvas)
+    left, top, right, bottom = _grown(box, MARGIN, canvas.size)
+    flat = np.empty_like(pixels)
+    flat[:] = line_colors(canvas, box)[0]
+    flat[top:bottom, left:right] = pixels[top:bottom, left:right]
+    return Image.fromarray(flat)
+
+
+def recolored(pixels: np.ndarray, paper: np.ndarray, ink: np.ndarray, background: np.ndarray,
+              text: np.ndarray) -> np.ndarray:
+    """Pixels [h, w, 3] drawn in paper and ink, in the background and text colours instead: each pixel keeps how
+    far it lies from paper towards ink (its projection on that segment, 0..1)."""
+    paper, ink = paper.astype(np.float32), ink.astype(np.float32)
+    direction = ink - paper
+    share = np.clip((pixels - paper) @ direction / max(float(direction @ direction), 1.0), 0, 1)[..., None]
+    return background.astype(np.float32) + share * (text.astype(np.float32) - background.astype(np.float32))
+
+
+def redrawn(size: tuple[int, int], box: tuple[float, float, float, float], text: str, focus: TextFocus,
+            background: np.ndarray, ink: np.ndarray) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """A canvas of `size` in `background` with `text` drawn in `ink`, in the model's font, size and pen, its line
+    box centred on the old line's: the sign the model was trained to edit; and the drawn text's box."""
+    from PIL import ImageDraw
+
+    from qwenimage.synth.fonts import FontLibrary
+
+    fonts = FontLibrary.discover()
+    face = next((f for f in fonts.faces if f.name == focus.font), None)
+    if face is None:
+        raise ValueError(f"text_focus: the model's font {focus.font!r} is not installed (install.sh installs it)")
+    font = fonts.font(face, focus.font_size)
+    _, line_top, _, line_bottom = font.getbbox("Hgjy")  # the font's line box, as the words layout centres it
+    out = Image.new("RGB", size, tuple(int(c) for c in background))
+    centre = (box[1] + box[3]) / 2
+    origin = (round(focus.pen * size[0]), round(centre - (line_top + line_bottom) / 2))
+    ImageDraw.Draw(out).text(origin, text, font=font, fill=tuple(int(c) for c in ink))
+    x0, y0, x1, y1 = font.getbbox(text)
+    return out, (origin[0] + x0, origin[1] + y0, origin[0] + x1, origin[1] + y1)

@@ -1,0 +1,164 @@
+"""text_focus: an edit of a quoted text carried out on the model's own canvas around it (pipelines/text_focus.py):
+the instruction's quotes, the model's settings, the geometry between the picture and the canvas, the colours, and
+the paste back that leaves every other pixel alone."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from qwenimage.ocr import OcrLine, OcrResult
+from qwenimage.pipelines.request import GenerationRequest
+from qwenimage.pipelines.text_focus import (TextFocus, focus_request, line_homography, quoted_texts, recolored)
+
+FOCUS = TextFocus(width=128, height=128, line_height=30.0, left=6.0)
+REDRAWN = TextFocus(width=128, height=128, line_height=30.0, left=6.0, lower_case=True, backdrop="redrawn",
+                    font="DejaVu Sans Mono Bold", paper=(255, 255, 255), ink=(0, 0, 0))
+
+
+def apply(homography: np.ndarray, points) -> np.ndarray:
+    points = np.c_[np.asarray(points, dtype=np.float64), np.ones(len(points))] @ homography.T
+    return points[:, :2] / points[:, 2:]
+
+
+@pytest.mark.parametrize("instruction, expected", [
+    ('Change the text "OPEN" to "CLOSED"', ("OPEN", "CLOSED")),
+    ("Replace “Room 12” with “Room 48” please", ("Room 12", "Room 48")),
+    ("把文字“营业中”改为“休息中”", ("营业中", "休息中")),
+    ("把「出口」改成「入口」", ("出口", "入口")),
+])
+def test_the_old_and_new_text_are_the_first_two_quoted_spans(instruction, expected):
+    assert quoted_texts(instruction) == expected
+
+
+def test_an_instruction_without_both_texts_is_refused_naming_it():
+    with pytest.raises(ValueError, match=r"quotes the old text and the new one.*'make it say \"CLOSED\"'"):
+        quoted_texts('make it say "CLOSED"')
+    with pytest.raises(ValueError, match="text_focus applies to edits"):
+        GenerationRequest(prompt='Change the text "A" to "B"', text_focus=True).validate()
+
+
+def test_settings_come_from_qwenimage_json_and_bad_ones_are_named():
+    assert TextFocus.from_settings({}) is None
+    focus = TextFocus.from_settings({"text_focus": {"line_height": 20, "backdrop": "redrawn", "font": "F",
+                                                    "paper": [250, 250, 250], "ink": [0, 0, 0]}})
+    assert focus.line_height == 20 and focus.paper == (250, 250, 250)
+    with pytest.raises(ValueError, match="keys among"):
+        TextFocus.from_settings({"text_focus": {"line_hight": 20}})
+    with pytest.raises(ValueError, match="paper and ink go together"):
+        TextFocus(paper=(255, 255, 255))
+    with pytest.raises(ValueError, match="needs the model's font"):
+        TextFocus(backdrop="redrawn")
+    with pytest.raises(ValueError, match="out of range"):
+        TextFocus(line_height=200)
+
+
+def test_the_homography_takes_the_canvas_box_onto_the_ocr_quadrilateral():
+    """A tilted line in the picture becomes a level box of the model's line height, at its left edge, centred."""
+    quad = np.array([[60, 100], [180, 80], [186, 120], [66, 140]], dtype=np.float32)       # tilted, 40 px tall
+    to_source, box = line_homography(quad, FOCUS)
+    x0, y0, x1, y1 = box
+    assert (x0, y1 - y0) == (6.0, pytest.approx(30.0)) and (y0 + y1) / 2 == pytest.approx(64.0)
+    corners = apply(to_source, [[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    np.testing.assert_allclose(corners, quad, atol=1e-3)
+    long_line = np.array([[0, 0], [400, 0], [400, 20], [0, 20]], dtype=np.float32)         # too long at 30 px
+    _, (x0, y0, x1, y1) = line_homography(long_line, FOCUS)
+    assert x1 == pytest.approx(128 - 6.0) and y1 - y0 < 30
+
+
+def test_recolouring_keeps_each_pixels_place_between_paper_and_ink():
+    pixels = np.array([[[255, 255, 255], [0, 0, 0], [127.5, 127.5, 127.5]]], dtype=np.float32)   # paper, ink, half
+    out = recolored(pixels, np.array([255, 255, 255]), np.array([0, 0, 0]), np.array([20, 40, 120]),
+                    np.array([240, 220, 60]))
+    np.testing.assert_allclose(out[0], [[20, 40, 120], [240, 220, 60], [130, 130, 90]], atol=1e-4)
+
+
+class FakeOcr:
+    """Reads one line where the test drew it."""
+
+    def __init__(self, text: str, box):
+        self.text, self.box = text, box
+
+    def read(self, image):
+        return OcrResult([OcrLine(self.text, self.box, 0.99)])
+
+
+def sign(size=(256, 192)) -> Image.Image:
+    image = Image.new("RGB", size, (30, 90, 40))                                       # a green sign
+    ImageDraw.Draw(image).rectangle([70, 70, 170, 110], fill=(250, 250, 250))           # where the "word" is
+    return image
+
+
+def test_the_request_moves_to_the_canvas_and_only_the_band_comes_back():
+    source = sign()
+    quad = [(70.0, 70.0), (170.0, 70.0), (170.0, 110.0), (70.0, 110.0)]
+    request = GenerationRequest(prompt='Change the text "OPEN" to "CLOSED"', images=[source], keep_unedited=0.3,
+                                text_focus=True, seed=3)
+    canvas_request, plan = focus_request(request, FOCUS, FakeOcr("OPEN", quad))
+    assert canvas_request.images == [plan.canvas] and plan.canvas.size == (128, 128)
+    assert (canvas_request.width, canvas_request.height, canvas_request.keep_unedited) == (128, 128, None)
+    assert canvas_request.prompt == request.prompt and not canvas_request.text_focus and plan.found == "OPEN"
+    canvas = np.asarray(plan.canvas).astype(int)
+    assert (canvas[64, 40] == [250, 250, 250]).all() and (canvas[5, 5] == [30, 90, 40]).all()
+    unchanged, alpha = plan.paste(torch.full((3, 128, 128), -1.0), torch.zeros(128, 128))
+    assert np.array_equal(np.asarray(unchanged), np.asarray(source)) and alpha.max() == 0
+    pasted, alpha = plan.paste(torch.full((3, 128, 128), -1.0), torch.ones(128, 128))   # a black edit everywhere
+    changed = np.asarray(pasted).astype(int) != np.asarray(source).astype(int)
+    rows = np.nonzero(changed.any(axis=(1, 2)))[0]
+    assert rows.min() >= 70 - 22 and rows.max() <= 110 + 22                          # the line's band, no more
+    assert np.asarray(pasted)[90, 120].tolist() == [0, 0, 0] and alpha[90, 120] == 1
+
+
+def test_a_text_ocr_does_not_find_leaves_the_request_as_it_is():
+    request = GenerationRequest(prompt='Change the text "OPEN" to "CLOSED"', images=[sign()], text_focus=True)
+    same, plan = focus_request(request, FOCUS, FakeOcr("BAKERY", [(0, 0), (50, 0), (50, 20), (0, 20)]))
+    assert same is request and plan is None
+
+
+def test_the_redrawn_canvas_is_the_models_own_sign_and_its_colours_come_back():
+    """On a suite scene at 256 px (a photo, another font, a tilt), the canvas is black-on-white lower case in the
+    model's font, which OCR reads as the old text; an edit that draws ink comes back in the sign's own colours."""
+    from qwenimage.eval.text_edit_suite import TextEditSuiteConfig, build_text_edit_pairs
+    from qwenimage.ocr import OcrEngine
+
+    pair = build_text_edit_pairs(TextEditSuiteConfig(n=3, size=256, languages=("en",)))[2]   # TOILETS -> TICKETS
+    ocr = OcrEngine()
+    request = GenerationRequest(prompt=pair.instruction, images=[pair.source], text_focus=True)
+    canvas_request, plan = focus_request(request, REDRAWN, ocr)
+    old, new = quoted_texts(pair.instruction)
+    assert canvas_request.prompt == pair.instruction.replace(old, old.lower()).replace(new, new.lower())
+    canvas = np.asarray(plan.canvas)
+    assert set(map(tuple, canvas.reshape(-1, 3).tolist())) <= {(v, v, v) for v in range(256)}  # greys only
+    assert ocr.read(plan.canvas).text == old.lower()
+    source = np.asarray(pair.source).astype(int)
+    ink = -torch.ones(3, 128, 128)                                                      # all ink, as the model drew it
+    pasted, alpha = plan.paste(ink, torch.zeros(128, 128))
+    inside = alpha > 0.99
+    assert inside.sum() > 500 and (alpha == 0).mean() > 0.5
+    assert np.array_equal(np.asarray(pasted)[alpha == 0], source[alpha == 0])
+    text_colour = plan.recolor[3].astype(int)
+    assert np.abs(np.asarray(pasted)[inside].astype(int) - text_colour).max() <= 2
+
+
+def test_the_pipeline_samples_on_the_canvas_and_returns_the_source_with_the_band_edited(tiny_pipeline_dir, capsys):
+    from qwenimage.cli.main import main
+    from qwenimage.pipelines.loading import check_requests, load_pipeline
+
+    source = sign()
+    quad = [(70.0, 70.0), (170.0, 70.0), (170.0, 110.0), (70.0, 110.0)]
+    request = GenerationRequest(prompt='Change the text "OPEN" to "SHUT"', images=[source], num_steps=2,
+                                true_cfg_scale=1.0, seed=5, text_focus=True)
+    with pytest.raises(ValueError, match="declares none"):
+        check_requests(tiny_pipeline_dir, [request])
+    pipe = load_pipeline(tiny_pipeline_dir, dtype=torch.float32)
+    pipe.text_focus, pipe._ocr = FOCUS, FakeOcr("OPEN", quad)
+    plain = GenerationRequest(prompt="a red fox", width=64, height=64, num_steps=2, true_cfg_scale=1.0, seed=1)
+    focused, other = pipe.generate([request, plain])
+    assert focused.image.size == source.size and focused.latents.shape[-2:] == (16, 16)   # the 128-px canvas
+    assert focused.request is request and focused.seed == 5 and other.image.size == (64, 64)
+    changed = (np.asarray(focused.image) != np.asarray(source)).any(axis=2)
+    rows = np.nonzero(changed.any(axis=1))[0]
+    assert changed.any() and rows.min() >= 70 - 22 and rows.max() <= 110 + 22
+    assert focused.kept_fraction == pytest.approx(1 - changed.mean(), abs=0.02)
+    code = main(["edit", "--prompt", "p", "--image", "a.png", "--strength", "0.5", "--text-focus"])
+    assert code == 2 and "--text-focus applies to instruction edits" in capsys.readouterr().err
