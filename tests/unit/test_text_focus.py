@@ -9,7 +9,8 @@ from PIL import Image, ImageDraw
 
 from qwenimage.ocr import OcrLine, OcrResult
 from qwenimage.pipelines.request import GenerationRequest
-from qwenimage.pipelines.text_focus import (TextFocus, focus_request, line_homography, quoted_texts, recolored)
+from qwenimage.pipelines.text_focus import (TextFocus, _requote, focus_request, line_homography, line_pieces,
+                                            quoted_texts, recolored, sub_quad)
 
 FOCUS = TextFocus(width=128, height=128, line_height=30.0, left=6.0)
 REDRAWN = TextFocus(width=128, height=128, line_height=30.0, left=6.0, lower_case=True, backdrop="redrawn",
@@ -94,10 +95,11 @@ def test_the_request_moves_to_the_canvas_and_only_the_band_comes_back():
     quad = [(70.0, 70.0), (170.0, 70.0), (170.0, 110.0), (70.0, 110.0)]
     request = GenerationRequest(prompt='Change the text "OPEN" to "CLOSED"', images=[source], keep_unedited=0.3,
                                 text_focus=True, seed=3)
-    canvas_request, plan = focus_request(request, FOCUS, FakeOcr("OPEN", quad))
+    [(canvas_request, plan)] = focus_request(request, FOCUS, FakeOcr("OPEN", quad))
     assert canvas_request.images == [plan.canvas] and plan.canvas.size == (128, 128)
     assert (canvas_request.width, canvas_request.height, canvas_request.keep_unedited) == (128, 128, None)
     assert canvas_request.prompt == request.prompt and not canvas_request.text_focus and plan.found == "OPEN"
+    assert canvas_request.seed == request.seed == 3
     canvas = np.asarray(plan.canvas).astype(int)
     assert (canvas[64, 40] == [250, 250, 250]).all() and (canvas[5, 5] == [30, 90, 40]).all()
     unchanged, alpha = plan.paste(torch.full((3, 128, 128), -1.0), torch.zeros(128, 128))
@@ -111,8 +113,7 @@ def test_the_request_moves_to_the_canvas_and_only_the_band_comes_back():
 
 def test_a_text_ocr_does_not_find_leaves_the_request_as_it_is():
     request = GenerationRequest(prompt='Change the text "OPEN" to "CLOSED"', images=[sign()], text_focus=True)
-    same, plan = focus_request(request, FOCUS, FakeOcr("BAKERY", [(0, 0), (50, 0), (50, 20), (0, 20)]))
-    assert same is request and plan is None
+    assert focus_request(request, FOCUS, FakeOcr("BAKERY", [(0, 0), (50, 0), (50, 20), (0, 20)])) == []
 
 
 def test_the_redrawn_canvas_is_the_models_own_sign_and_its_colours_come_back():
@@ -124,7 +125,7 @@ def test_the_redrawn_canvas_is_the_models_own_sign_and_its_colours_come_back():
     pair = build_text_edit_pairs(TextEditSuiteConfig(n=3, size=256, languages=("en",)))[2]   # TOILETS -> TICKETS
     ocr = OcrEngine()
     request = GenerationRequest(prompt=pair.instruction, images=[pair.source], text_focus=True)
-    canvas_request, plan = focus_request(request, REDRAWN, ocr)
+    [(canvas_request, plan)] = focus_request(request, REDRAWN, ocr)
     old, new = quoted_texts(pair.instruction)
     assert canvas_request.prompt == pair.instruction.replace(old, old.lower()).replace(new, new.lower())
     canvas = np.asarray(plan.canvas)
@@ -162,3 +163,45 @@ def test_the_pipeline_samples_on_the_canvas_and_returns_the_source_with_the_band
     assert focused.kept_fraction == pytest.approx(1 - changed.mean(), abs=0.02)
     code = main(["edit", "--prompt", "p", "--image", "a.png", "--strength", "0.5", "--text-focus"])
     assert code == 2 and "--text-focus applies to instruction edits" in capsys.readouterr().err
+
+
+def test_a_line_of_several_words_is_edited_a_word_at_a_time():
+    """Same number of words: only the words that change, each at its share of the line; otherwise (redrawn) the new
+    line a word at a time from the old line's start, later words over a stand-in that is not the new word."""
+    quad = np.array([[0, 0], [140, 0], [140, 20], [0, 20]], dtype=np.float32)
+    (piece,) = line_pieces("happy holidays", "happy birthday", quad, REDRAWN)
+    assert (piece.old, piece.new, piece.shift) == ("holidays", "birthday", 0.0)
+    np.testing.assert_allclose(piece.quad, sub_quad(quad, 6 / 14, 1.0))
+    np.testing.assert_allclose(sub_quad(quad, 0.5, 1.0), [[70, 0], [140, 0], [140, 20], [70, 20]])
+    first, second = line_pieces("rent", "for sale", quad, REDRAWN)
+    assert (first.old, first.new, first.shift) == ("rent", "for", 0.0)
+    assert second.new == "sale" and len(second.old) == 4 and second.old != "sale" and set(second.old) <= set("rent")
+    assert second.shift == pytest.approx(4 * 14, abs=1)  # "for " at the model's 24-px monospaced advance (14 px)
+    (whole,) = line_pieces("sold out", "sale", quad, REDRAWN)  # one new word: the whole old line, drawn unspaced
+    assert (whole.old, whole.new) == ("soldout", "sale")
+    (kept,) = line_pieces("sold out", "sale", quad, FOCUS)  # the source's own pixels: its text as it is
+    assert kept.old == "sold out"
+
+
+def test_requoting_keeps_the_instructions_wording():
+    assert _requote('Change the text "GOOD MORNING" to "GOOD NIGHT"', "morning", "night") == \
+        'Change the text "morning" to "night"'
+    assert _requote("把文字“营业中”改为“休息中”", "中", "息") == "把文字“中”改为“息”"
+
+
+def test_a_rewritten_line_pastes_its_words_one_after_another():
+    source = sign()
+    quad = [(70.0, 70.0), (170.0, 70.0), (170.0, 110.0), (70.0, 110.0)]
+    request = GenerationRequest(prompt='Change the text "RENT" to "FOR SALE"', images=[source], seed=9,
+                                text_focus=True)
+    (first_request, first), (second_request, second) = focus_request(request, REDRAWN, FakeOcr("RENT", quad))
+    assert first_request.prompt == 'Change the text "rent" to "for"' and first_request.seed == 9
+    assert second_request.prompt.endswith('to "sale"') and second_request.seed == 10
+    assert second.first_column > 0 and first.first_column == 0
+    # the second word's canvas starts where the first word's canvas puts "for " (the same line frame, shifted)
+    shift = np.linalg.inv(first.to_source) @ second.to_source
+    assert shift[0, 2] == pytest.approx(4 * 14, abs=1) and np.allclose(shift[:2, :2], np.eye(2), atol=1e-6)
+    black = torch.full((3, 128, 128), -1.0)
+    once, _ = first.paste(black, torch.zeros(128, 128))
+    twice, alpha = second.paste(black, torch.zeros(128, 128), base=once)
+    assert np.array_equal(np.asarray(twice)[alpha == 0], np.asarray(once)[alpha == 0])

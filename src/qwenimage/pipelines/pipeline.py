@@ -169,20 +169,26 @@ class QwenImagePipeline:
         for r in requests:
             r.validate()  # every value that needs no weights, before any work
         with torch.inference_mode():
-            focused = [self._focus(r) if r.text_focus else (r, None) for r in requests]  # (what is sampled, plan)
-            prepared = [prepare(self, r) for r, _ in focused]
-            results: list[GenerationResult | None] = [None] * len(requests)
-            key = lambda i: (requests[i].num_steps, self._start(requests[i]))  # noqa: E731
-            for _, group in itertools.groupby(sorted(range(len(requests)), key=key), key=key):
+            # what is sampled: each request, or for a text_focus request its edits on the model's canvas
+            pieces: list[tuple[int, GenerationRequest, FocusPlan | None]] = []
+            for index, request in enumerate(requests):
+                focused = self._focus(request) if request.text_focus else []
+                pieces += [(index, r, plan) for r, plan in focused] or [(index, request, None)]
+            prepared = [prepare(self, r) for _, r, _ in pieces]
+            done: list[GenerationResult | None] = [None] * len(pieces)
+            key = lambda i: (pieces[i][1].num_steps, self._start(pieces[i][1]))  # noqa: E731
+            for _, group in itertools.groupby(sorted(range(len(pieces)), key=key), key=key):
                 group = list(group)
-                latents, skips = self._sample_group([prepared[i] for i in group], group, progress, preview)
+                latents, skips = self._sample_group([prepared[i] for i in group], [pieces[i][0] for i in group],
+                                                    progress, preview)
                 for i, z, skipped in zip(group, latents, skips):
-                    plan = focused[i][1]
-                    results[i] = (self._result(prepared[i], z, skipped) if plan is None
-                                  else self._focused_result(requests[i], prepared[i], plan, z, skipped))
-        return results
+                    done[i] = self._result(prepared[i], z, skipped) if pieces[i][2] is None else \
+                        GenerationResult(None, z, pieces[i][1], pieces[i][1].seed, skipped)
+            return [self._assemble(request, [(done[i], pieces[i][2]) for i in range(len(pieces))
+                                             if pieces[i][0] == index])
+                    for index, request in enumerate(requests)]
 
-    def _focus(self, request: GenerationRequest) -> tuple[GenerationRequest, FocusPlan | None]:
+    def _focus(self, request: GenerationRequest) -> list[tuple[GenerationRequest, FocusPlan]]:
         if self.text_focus is None:
             raise ValueError("text_focus needs the model's text geometry (\"text_focus\" in its qwenimage.json); "
                              "this model declares none")
@@ -192,16 +198,22 @@ class QwenImagePipeline:
             self._ocr = OcrEngine()
         return focus_request(request, self.text_focus, self._ocr)
 
-    def _focused_result(self, request: GenerationRequest, prepared: Prepared, plan: FocusPlan,
-                        latents: torch.Tensor, cache_skips: int) -> GenerationResult:
-        """The canvas edit pasted back into the source where its latents changed (pipelines/text_focus.py)."""
-        request.seed = prepared.request.seed
+    def _assemble(self, request: GenerationRequest,
+                  parts: list[tuple[GenerationResult, FocusPlan | None]]) -> GenerationResult:
+        """A request's result: its own, or its canvas edits pasted into the source one after another where their
+        latents changed (pipelines/text_focus.py); latents: the first canvas's."""
+        if parts[0][1] is None:
+            return parts[0][0]
         threshold = request.keep_unedited if request.keep_unedited is not None else DEFAULT_KEEP_THRESHOLD
-        mask = edited_area(latents, self.encode_image(plan.canvas, sample=False), threshold,
-                           self.vae.spatial_factor)                                    # [h, w] on the canvas
-        image, alpha = plan.paste(self.decode_pixels(latents).cpu(), mask.cpu())
-        return GenerationResult(image, latents, request, request.seed, cache_skips,
-                                kept_fraction=float((alpha == 0).mean()))
+        image, edited = None, None
+        for part, plan in parts:
+            mask = edited_area(part.latents, self.encode_image(plan.canvas, sample=False), threshold,
+                               self.vae.spatial_factor)                                # [h, w] on the canvas
+            image, alpha = plan.paste(self.decode_pixels(part.latents).cpu(), mask.cpu(), base=image)
+            edited = alpha > 0 if edited is None else edited | (alpha > 0)
+        return GenerationResult(image, parts[0][0].latents, request, request.seed,
+                                sum(part.cache_skips for part, _ in parts),
+                                kept_fraction=float(1 - edited.mean()))
 
     def _result(self, prepared: Prepared, latents: torch.Tensor, cache_skips: int) -> GenerationResult:
         request = prepared.request

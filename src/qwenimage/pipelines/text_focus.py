@@ -100,7 +100,7 @@ class TextFocus:
 
 @dataclass
 class FocusPlan:
-    """One focused edit: the source, the canvas cut from it and the homography between them."""
+    """One focused edit: the canvas cut from the source (or drawn for it) and the homography between them."""
 
     source: Image.Image
     canvas: Image.Image
@@ -112,35 +112,52 @@ class FocusPlan:
     replaced: tuple[int, int, int, int] | None = None
     # (paper, ink, background, text colour) RGB: the canvas was drawn in paper and ink, the line is in the others
     recolor: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+    first_column: int = 0  # canvas columns left of this come back from no edit (a later word of a rewritten line)
 
-    def paste(self, edit: torch.Tensor, mask: torch.Tensor) -> tuple[Image.Image, np.ndarray]:
-        """The source with the canvas edit [3, h, w] (in [-1, 1]) blended in where `mask` [h, w] says, inside the
-        line's band, warped back to the source; and the blend weight [H, W] of the edit in the source."""
+    def paste(self, edit: torch.Tensor, mask: torch.Tensor,
+              base: Image.Image | None = None) -> tuple[Image.Image, np.ndarray]:
+        """`base` (default: the source) with the canvas edit [3, h, w] (in [-1, 1]) blended in where `mask` [h, w]
+        says, inside the line's band, warped back to the source; and the blend weight [H, W] of the edit."""
         import cv2
 
         top, bottom = self.band
-        band = torch.zeros_like(mask)
-        band[top:bottom] = 1
+        area = torch.zeros_like(mask)
+        area[top:bottom, self.first_column:] = 1
         mask = mask.clone()
         if self.replaced is not None:
             x0, y0, x1, y1 = self.replaced
             mask[y0:y1, x0:x1] = 1
-        weight = (mask * band).numpy().astype(np.float32)                               # [h, w]
+        weight = (mask * area).numpy().astype(np.float32)                               # [h, w]
         pixels = ((edit.float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).numpy()    # [h, w, 3]
         if self.recolor is not None:
             pixels = recolored(pixels, *self.recolor)
         size = self.source.size
         warped = cv2.warpPerspective(pixels, self.to_source, size, flags=cv2.INTER_LINEAR)
         alpha = cv2.warpPerspective(weight, self.to_source, size, flags=cv2.INTER_LINEAR)              # [H, W]
-        source = np.asarray(self.source, dtype=np.float32)
-        blended = source * (1 - alpha[..., None]) + warped * alpha[..., None]
+        under = np.asarray(base if base is not None else self.source, dtype=np.float32)
+        blended = under * (1 - alpha[..., None]) + warped * alpha[..., None]
         return Image.fromarray(np.clip(blended + 0.5, 0, 255).astype(np.uint8)), alpha
 
 
-def focus_request(request, focus: TextFocus, ocr) -> tuple[object, FocusPlan | None]:
-    """The request on the model's canvas around the old text, and its plan; (request, None) when OCR finds no
-    line reading like the old text (the edit then runs on the whole picture, as without text_focus)."""
-    old, _ = quoted_texts(request.prompt)
+@dataclass(frozen=True)
+class Piece:
+    """One word-sized edit of a line: the source quadrilateral that frames it, the old text the canvas shows (the
+    source's, or drawn), the new text, and how far right of the frame's start (canvas pixels) it is written."""
+
+    quad: np.ndarray  # [4, 2], clockwise from top-left
+    old: str
+    new: str
+    shift: float = 0.0
+    frame: str | None = None  # redrawn: the text whose drawn width the quadrilateral's width maps to (default old)
+
+
+def focus_request(request, focus: TextFocus, ocr) -> list[tuple[object, FocusPlan]]:
+    """The request as edits on the model's canvas around the old text, each with its plan, pasted in this order;
+    [] when OCR finds no line reading like the old text (the edit then runs on the whole picture, as without
+    text_focus). One edit, unless the texts have several words: then only the words that change are edited (same
+    number of words), or, with a redrawn backdrop, the new line is written a word at a time from the old line's
+    start (each later word over a stand-in of the old text's letters, so the model always replaces a word)."""
+    old, new = quoted_texts(request.prompt)
     source = load_image(request.images[-1])
     lines = ocr.read(source).lines
     from qwenimage.ocr import text_agreement
@@ -149,37 +166,108 @@ def focus_request(request, focus: TextFocus, ocr) -> tuple[object, FocusPlan | N
     if best is None or text_agreement(old, best.text) < focus.min_agreement:
         log.warning("text_focus: OCR found no line reading like %r (it read %s); editing the whole picture", old,
                     [line.text for line in lines])
-        return request, None
-    recolor, drawn = None, None
-    to_source, box = line_homography(np.asarray(best.box, dtype=np.float32), focus)
+        return []
+    if focus.lower_case:
+        old, new = old.lower(), new.lower()
+    quad = np.asarray(best.box, dtype=np.float32)
+    # the line's colours, from the whole old line on its canvas
+    line_frame, line_box = line_homography(quad, focus)  # (source-shaped: the colours need no redrawn width)
+    colours = line_colors(resample(source, line_frame, (focus.width, focus.height)), line_box)
+    seed = request.seed if request.seed is not None else int(torch.seed())
+    request.seed = seed
+    out = []
+    for index, piece in enumerate(line_pieces(old, new, quad, focus)):
+        canvas_request, plan = _piece_request(request, source, piece, focus, colours, best.text)
+        out.append((replace(canvas_request, seed=(seed + index) % 2**64), plan))
+    return out
+
+
+def line_pieces(old: str, new: str, quad: np.ndarray, focus: TextFocus) -> list[Piece]:
+    """The word-sized edits that turn the line `old` (at `quad`) into `new`."""
+    old_words, new_words = old.split(), new.split()
+    if len(old_words) == len(new_words) > 1:  # edit only the words that change, each at its share of the line
+        spans = [match.span() for match in re.finditer(r"\S+", old)]
+        pieces = [Piece(sub_quad(quad, start / len(old), end / len(old)), o, n)
+                  for (start, end), o, n in zip(spans, old_words, new_words) if o != n]
+        if pieces:
+            return pieces
+    if len(new_words) > 1 and focus.backdrop == "redrawn":  # a word at a time at the model's pitch
+        font = _model_font(focus)
+        letters = "".join(old_words)
+        pieces = []
+        for index, word in enumerate(new_words):
+            shift = font.getlength(" ".join(new_words[:index]) + " ") if index else 0.0
+            pieces.append(Piece(quad, letters if index == 0 else _stand_in(letters, word), word, shift, letters))
+        return pieces
+    return [Piece(quad, "".join(old_words) if focus.backdrop == "redrawn" else old, new)]
+
+
+def sub_quad(quad: np.ndarray, start: float, end: float) -> np.ndarray:
+    """The part of a line's quadrilateral [4, 2] between the shares `start` and `end` of its length."""
+    top_left, top_right, bottom_right, bottom_left = quad
+    top = lambda t: top_left + t * (top_right - top_left)  # noqa: E731
+    bottom = lambda t: bottom_left + t * (bottom_right - bottom_left)  # noqa: E731
+    return np.stack([top(start), top(end), bottom(end), bottom(start)]).astype(np.float32)
+
+
+def _stand_in(letters: str, word: str) -> str:
+    """A word of `word`'s length made of the old text's letters (not `word` itself): what a later word of a
+    rewritten line replaces on its canvas."""
+    for offset in range(len(letters)):
+        candidate = (letters[offset:] + letters[:offset]) * (len(word) // max(1, len(letters)) + 1)
+        if candidate[: len(word)] != word:
+            return candidate[: len(word)]
+    return "x" * len(word) if word != "x" * len(word) else "o" * len(word)
+
+
+def _requote(prompt: str, old: str, new: str) -> str:
+    """The instruction with its first two quoted texts replaced by `old` and `new` (its wording kept)."""
+    matches = list(_QUOTED.finditer(prompt))[:2]
+    for match, text in reversed(list(zip(matches, (old, new)))):
+        group = next(i for i, g in enumerate(match.groups(), start=1) if g is not None)
+        prompt = prompt[: match.start(group)] + text + prompt[match.end(group):]
+    return prompt
+
+
+def _piece_request(request, source: Image.Image, piece: Piece, focus: TextFocus, colours, found: str):
+    text_width = _model_font(focus).getlength(piece.frame or piece.old) if focus.backdrop == "redrawn" else None
+    to_source, box = line_homography(piece.quad, focus, text_width)
+    if piece.shift:  # canvas x on this piece's canvas is x + shift on the line's
+        to_source = to_source @ np.array([[1, 0, piece.shift], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
     canvas = resample(source, to_source, (focus.width, focus.height))
+    recolor, drawn = None, None
     if focus.backdrop == "flat":
         canvas = flat_backdrop(canvas, box)
     elif focus.backdrop == "redrawn":
-        background, ink = line_colors(canvas, box)
+        background, ink = colours
         if focus.paper is not None:
             recolor = (np.array(focus.paper), np.array(focus.ink), background, ink)
             background, ink = recolor[:2]
-        canvas, drawn = redrawn(canvas.size, box, old.lower() if focus.lower_case else old, focus, background, ink)
+        canvas, drawn = redrawn(canvas.size, box, piece.old, focus, background, ink)
     x0, y0, x1, y1 = box
     band = (max(0, int(y0 - (y1 - y0) / 2)), min(focus.height, int(np.ceil(y1 + (y1 - y0) / 2))))
-    prompt = request.prompt
-    if focus.lower_case:
-        prompt = _QUOTED.sub(lambda match: match.group(0).lower(), prompt)
-    canvas_request = replace(request, prompt=prompt, images=[*request.images[:-1], canvas], width=focus.width,
-                             height=focus.height, keep_unedited=None, text_focus=False)
-    replaced = None
+    replaced, first_column = None, 0
     if focus.backdrop != "source":  # the old line's box and, when redrawn, the redrawn text's: all of the old text
         covered = box if drawn is None else (min(box[0], drawn[0]), min(box[1], drawn[1]), max(box[2], drawn[2]),
                                              max(box[3], drawn[3]))
+        if piece.shift:  # a later word: only its own stand-in, never the words written before it
+            covered = drawn
         replaced = _grown(covered, MARGIN, canvas.size)
-    return canvas_request, FocusPlan(source, canvas, to_source, band, best.text, replaced, recolor)
+        first_column = replaced[0] if piece.shift else 0
+    canvas_request = replace(request, prompt=_requote(request.prompt, piece.old, piece.new),
+                             images=[*request.images[:-1], canvas], width=focus.width, height=focus.height,
+                             keep_unedited=None, text_focus=False)
+    return canvas_request, FocusPlan(source, canvas, to_source, band, found, replaced, recolor, first_column)
 
 
-def line_homography(quad: np.ndarray, focus: TextFocus) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+def line_homography(quad: np.ndarray, focus: TextFocus,
+                    text_width: float | None = None) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """The homography [3, 3] from canvas pixels to source pixels that takes the OCR quadrilateral [4, 2] (clockwise
     from top-left) to a level box of the model's line height, at its left edge and centred vertically; and that
-    box (x0, y0, x1, y1) on the canvas. A line too long for the canvas at that height is scaled down to fit."""
+    box (x0, y0, x1, y1) on the canvas. Its width: the line's at that height (scaled down to fit the canvas); for a
+    line the canvas shows redrawn in narrower letters than the model's (`text_width` pixels of the model's text, in
+    OCR's box: the pen's margin on both sides), that box's: the model's letters are then as narrow as the source's
+    (wider ones keep their own shape)."""
     import cv2
 
     top_left, top_right, bottom_right, bottom_left = quad
@@ -189,6 +277,8 @@ def line_homography(quad: np.ndarray, focus: TextFocus) -> tuple[np.ndarray, tup
         raise ValueError(f"text_focus: the OCR box {quad.tolist()} is degenerate")
     scale = min(focus.line_height / height, (focus.width - 2 * focus.left) / width)
     box_w, box_h = width * scale, height * scale
+    if text_width is not None:
+        box_w = max(box_w, text_width + 2 * (focus.pen * focus.width - focus.left))
     x0, y0 = focus.left, (focus.height - box_h) / 2
     box = np.array([[x0, y0], [x0 + box_w, y0], [x0 + box_w, y0 + box_h], [x0, y0 + box_h]], dtype=np.float32)
     return cv2.getPerspectiveTransform(box, quad.astype(np.float32)), (x0, y0, x0 + box_w, y0 + box_h)
@@ -261,13 +351,7 @@ def redrawn(size: tuple[int, int], box: tuple[float, float, float, float], text:
     box centred on the old line's: the sign the model was trained to edit; and the drawn text's box."""
     from PIL import ImageDraw
 
-    from qwenimage.synth.fonts import FontLibrary
-
-    fonts = FontLibrary.discover()
-    face = next((f for f in fonts.faces if f.name == focus.font), None)
-    if face is None:
-        raise ValueError(f"text_focus: the model's font {focus.font!r} is not installed (install.sh installs it)")
-    font = fonts.font(face, focus.font_size)
+    font = _model_font(focus)
     _, line_top, _, line_bottom = font.getbbox("Hgjy")  # the font's line box, as the words layout centres it
     out = Image.new("RGB", size, tuple(int(c) for c in background))
     centre = (box[1] + box[3]) / 2
@@ -275,3 +359,14 @@ def redrawn(size: tuple[int, int], box: tuple[float, float, float, float], text:
     ImageDraw.Draw(out).text(origin, text, font=font, fill=tuple(int(c) for c in ink))
     x0, y0, x1, y1 = font.getbbox(text)
     return out, (origin[0] + x0, origin[1] + y0, origin[0] + x1, origin[1] + y1)
+
+
+def _model_font(focus: TextFocus):
+    """The model's font at its size (a Pillow FreeTypeFont); ValueError when it is not installed."""
+    from qwenimage.synth.fonts import FontLibrary
+
+    fonts = FontLibrary.discover()
+    face = next((f for f in fonts.faces if f.name == focus.font), None)
+    if face is None:
+        raise ValueError(f"text_focus: the model's font {focus.font!r} is not installed (install.sh installs it)")
+    return fonts.font(face, focus.font_size)
