@@ -205,3 +205,10 @@ def test_a_rewritten_line_pastes_its_words_one_after_another():
     once, _ = first.paste(black, torch.zeros(128, 128))
     twice, alpha = second.paste(black, torch.zeros(128, 128), base=once)
     assert np.array_equal(np.asarray(twice)[alpha == 0], np.asarray(once)[alpha == 0])
+
+
+def test_a_text_the_models_font_cannot_draw_is_left_to_the_whole_picture_edit(caplog):
+    request = GenerationRequest(prompt="把文字“营业中”改为“休息中”", images=[sign()], text_focus=True)
+    quad = [(70.0, 70.0), (170.0, 70.0), (170.0, 110.0), (70.0, 110.0)]
+    assert focus_request(request, REDRAWN, FakeOcr("营业中", quad)) == []
+    assert "has no glyphs for" in caplog.text and "营" in caplog.text

@@ -169,6 +169,11 @@ def focus_request(request, focus: TextFocus, ocr) -> list[tuple[object, FocusPla
         return []
     if focus.lower_case:
         old, new = old.lower(), new.lower()
+    missing = _missing_glyphs(focus, old + new) if focus.backdrop == "redrawn" else ""
+    if missing:
+        log.warning("text_focus: the model's font %s has no glyphs for %r (it writes what its font draws); editing "
+                    "the whole picture", focus.font, missing)
+        return []
     quad = np.asarray(best.box, dtype=np.float32)
     # the line's colours, from the whole old line on its canvas
     line_frame, line_box = line_homography(quad, focus)  # (source-shaped: the colours need no redrawn width)
@@ -361,12 +366,24 @@ def redrawn(size: tuple[int, int], box: tuple[float, float, float, float], text:
     return out, (origin[0] + x0, origin[1] + y0, origin[0] + x1, origin[1] + y1)
 
 
-def _model_font(focus: TextFocus):
-    """The model's font at its size (a Pillow FreeTypeFont); ValueError when it is not installed."""
+def _model_face(focus: TextFocus):
+    """(the font library, the model's face); ValueError when the font is not installed."""
     from qwenimage.synth.fonts import FontLibrary
 
     fonts = FontLibrary.discover()
     face = next((f for f in fonts.faces if f.name == focus.font), None)
     if face is None:
         raise ValueError(f"text_focus: the model's font {focus.font!r} is not installed (install.sh installs it)")
+    return fonts, face
+
+
+def _model_font(focus: TextFocus):
+    """The model's font at its size (a Pillow FreeTypeFont)."""
+    fonts, face = _model_face(focus)
     return fonts.font(face, focus.font_size)
+
+
+def _missing_glyphs(focus: TextFocus, text: str) -> str:
+    """The characters of `text` (spaces aside) the model's font cannot draw."""
+    fonts, face = _model_face(focus)
+    return fonts.missing(face, text.replace(" ", ""))
