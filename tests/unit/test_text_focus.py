@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from qwenimage.ocr import OcrLine, OcrResult
 from qwenimage.pipelines.request import GenerationRequest
 from qwenimage.pipelines.text_focus import (TextFocus, _requote, focus_request, line_homography, line_pieces,
-                                            quoted_texts, recolored, sub_quad)
+                                            quoted_texts, recolored, sub_quad, text_removed)
 
 FOCUS = TextFocus(width=128, height=128, line_height=30.0, left=6.0)
 REDRAWN = TextFocus(width=128, height=128, line_height=30.0, left=6.0, lower_case=True, backdrop="redrawn",
@@ -212,3 +212,16 @@ def test_a_text_the_models_font_cannot_draw_is_left_to_the_whole_picture_edit(ca
     quad = [(70.0, 70.0), (170.0, 70.0), (170.0, 110.0), (70.0, 110.0)]
     assert focus_request(request, REDRAWN, FakeOcr("营业中", quad)) == []
     assert "has no glyphs for" in caplog.text and "营" in caplog.text
+
+
+def test_the_old_text_is_painted_out_under_the_new_ink():
+    """The new ink goes on the sign with its old text painted out, not on one flat colour: text pixels take the
+    surface's colour, pixels away from the line are untouched."""
+    image = Image.new("RGB", (200, 100), (200, 180, 40))
+    ImageDraw.Draw(image).text((60, 40), "OPEN", fill=(20, 20, 120))
+    quad = np.array([[55, 35], [100, 35], [100, 55], [55, 55]], dtype=np.float32)
+    clean = text_removed(image, quad, np.array([200, 180, 40]), np.array([20, 20, 120]))
+    before = np.asarray(image).astype(np.float32)
+    text = np.linalg.norm(before - [20, 20, 120], axis=2) < 100
+    assert text.sum() > 20 and np.abs(clean[text] - [200, 180, 40]).max() < 30
+    assert np.array_equal(clean[:20], before[:20]) and np.array_equal(clean[:, 150:], before[:, 150:])

@@ -113,6 +113,9 @@ class FocusPlan:
     # (paper, ink, background, text colour) RGB: the canvas was drawn in paper and ink, the line is in the others
     recolor: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
     first_column: int = 0  # canvas columns left of this come back from no edit (a later word of a rewritten line)
+    # recolor: the source [H, W, 3] with the old line's text painted out, the background the new ink goes on
+    # (instead of the line's one background colour)
+    clean: np.ndarray | None = None
 
     def paste(self, edit: torch.Tensor, mask: torch.Tensor,
               base: Image.Image | None = None) -> tuple[Image.Image, np.ndarray]:
@@ -129,10 +132,15 @@ class FocusPlan:
             mask[y0:y1, x0:x1] = 1
         weight = (mask * area).numpy().astype(np.float32)                               # [h, w]
         pixels = ((edit.float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).numpy()    # [h, w, 3]
-        if self.recolor is not None:
-            pixels = recolored(pixels, *self.recolor)
         size = self.source.size
-        warped = cv2.warpPerspective(pixels, self.to_source, size, flags=cv2.INTER_LINEAR)
+        if self.recolor is None:
+            warped = cv2.warpPerspective(pixels, self.to_source, size, flags=cv2.INTER_LINEAR)
+        else:  # the ink's share per pixel, back in the source, on the text-free source (or the line's colour)
+            paper, ink, background, text = self.recolor
+            share = cv2.warpPerspective(ink_share(pixels, paper, ink), self.to_source, size,
+                                        flags=cv2.INTER_LINEAR)[..., None]                # [H, W, 1]
+            under_ink = self.clean if self.clean is not None else background.astype(np.float32)
+            warped = under_ink * (1 - share) + text.astype(np.float32) * share
         alpha = cv2.warpPerspective(weight, self.to_source, size, flags=cv2.INTER_LINEAR)              # [H, W]
         under = np.asarray(base if base is not None else self.source, dtype=np.float32)
         blended = under * (1 - alpha[..., None]) + warped * alpha[..., None]
@@ -178,11 +186,13 @@ def focus_request(request, focus: TextFocus, ocr) -> list[tuple[object, FocusPla
     # the line's colours, from the whole old line on its canvas
     line_frame, line_box = line_homography(quad, focus)  # (source-shaped: the colours need no redrawn width)
     colours = line_colors(resample(source, line_frame, (focus.width, focus.height)), line_box)
+    clean = text_removed(source, quad, *colours) if focus.backdrop == "redrawn" and focus.paper else None
     seed = request.seed if request.seed is not None else int(torch.seed())
     request.seed = seed
     out = []
     for index, piece in enumerate(line_pieces(old, new, quad, focus)):
         canvas_request, plan = _piece_request(request, source, piece, focus, colours, best.text)
+        plan.clean = clean
         out.append((replace(canvas_request, seed=(seed + index) % 2**64), plan))
     return out
 
@@ -340,14 +350,36 @@ def flat_backdrop(canvas: Image.Image, box: tuple[float, float, float, float]) -
     return Image.fromarray(flat)
 
 
-def recolored(pixels: np.ndarray, paper: np.ndarray, ink: np.ndarray, background: np.ndarray,
-              text: np.ndarray) -> np.ndarray:
-    """Pixels [h, w, 3] drawn in paper and ink, in the background and text colours instead: each pixel keeps how
-    far it lies from paper towards ink (its projection on that segment, 0..1)."""
+def ink_share(pixels: np.ndarray, paper: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """How far each pixel [h, w, 3] lies from paper towards ink: its projection on that segment, [h, w] in 0..1."""
     paper, ink = paper.astype(np.float32), ink.astype(np.float32)
     direction = ink - paper
-    share = np.clip((pixels - paper) @ direction / max(float(direction @ direction), 1.0), 0, 1)[..., None]
+    return np.clip((pixels - paper) @ direction / max(float(direction @ direction), 1.0), 0, 1).astype(np.float32)
+
+
+def recolored(pixels: np.ndarray, paper: np.ndarray, ink: np.ndarray, background: np.ndarray,
+              text: np.ndarray) -> np.ndarray:
+    """Pixels [h, w, 3] drawn in paper and ink, in the background and text colours instead: each pixel keeps its
+    share between paper and ink (`background` may be one colour or a picture [h, w, 3])."""
+    share = ink_share(pixels, paper, ink)[..., None]
     return background.astype(np.float32) + share * (text.astype(np.float32) - background.astype(np.float32))
+
+
+def text_removed(source: Image.Image, quad: np.ndarray, background: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """The source [H, W, 3] (float) with the text inside the line's quadrilateral painted out (OpenCV's Telea
+    inpainting over the pixels nearer the ink colour than the background, grown by two pixels)."""
+    import cv2
+
+    pixels = np.asarray(source)
+    height = np.linalg.norm(quad[3] - quad[0])
+    region = np.zeros(pixels.shape[:2], np.uint8)
+    cv2.fillConvexPoly(region, np.round(quad).astype(np.int32), 1)
+    pad = max(1, int(MARGIN * height))
+    region = cv2.dilate(region, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8))
+    values = pixels.astype(np.float32)
+    nearer_ink = np.linalg.norm(values - ink, axis=2) < np.linalg.norm(values - background, axis=2)
+    text = cv2.dilate((nearer_ink & (region > 0)).astype(np.uint8), np.ones((5, 5), np.uint8))
+    return cv2.inpaint(pixels, text, 3, cv2.INPAINT_TELEA).astype(np.float32)
 
 
 def redrawn(size: tuple[int, int], box: tuple[float, float, float, float], text: str, focus: TextFocus,
