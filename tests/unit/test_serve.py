@@ -381,3 +381,24 @@ def test_serve_command_is_registered():
                                       "2", "--max-queue", "3", "--max-pixels", "1000", "--device", "cpu"])
     assert (args.command, args.port, args.api_key, args.max_batch, args.max_queue, args.max_pixels) == (
         "serve", 9000, "k", 2, 3, 1000)
+
+
+def test_instruction_edits_take_keep_unedited_and_text_focus(tmp_path):
+    """The edit options of `qwenimage edit` are API extensions of /v1/images/edits; text_focus needs a model that
+    declares its text geometry, and neither goes with a mask or without images."""
+    from qwenimage.mini.build import MINI_TEXT_FOCUS
+
+    config, image = ServeConfig(), Image.new("RGB", (48, 48))
+    params = ImageEditRequest(prompt='Change the text "A" to "B"', keep_unedited=0.3, text_focus=True)
+    with pytest.raises(ServeError, match="the served model declares none"):
+        to_requests(params, DEFAULTS, config, images=[image])
+    (tmp_path / "qwenimage.json").write_text(json.dumps({"text_focus": MINI_TEXT_FOCUS}))
+    focused = ModelDefaults.from_folder(tmp_path)
+    (request,) = to_requests(params, focused, config, images=[image])
+    assert (request.keep_unedited, request.text_focus, request.task.value) == (0.3, True, "edit")
+    with pytest.raises(ServeError, match="text_focus applies to instruction edits"):
+        to_requests(ImageEditRequest(prompt="e", text_focus=True), focused, config, images=[image], mask=image)
+    with pytest.raises(ServeError, match="keep_unedited applies to instruction edits"):
+        to_requests(ImageEditRequest(prompt="e", keep_unedited=0.5), focused, config)
+    with pytest.raises(ValueError):
+        ImageEditRequest(prompt="e", keep_unedited=0)

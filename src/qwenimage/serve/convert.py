@@ -31,6 +31,7 @@ class ModelDefaults:
     width: int | None = None
     height: int | None = None
     edit_true_cfg_scale: float | None = None  # qwenimage.json "edit_defaults": instruction edits' CFG, if set
+    text_focus: bool = False  # qwenimage.json declares "text_focus" (the model's text geometry)
 
     @classmethod
     def from_folder(cls, folder: Path) -> ModelDefaults:
@@ -40,7 +41,7 @@ class ModelDefaults:
         known = {"num_steps", "true_cfg_scale", "negative_prompt", "width", "height"}
         edit_cfg = settings.get("edit_defaults", {}).get("true_cfg_scale")
         return cls(**{k: v for k, v in settings.get("defaults", {}).items() if k in known},
-                   edit_true_cfg_scale=edit_cfg)
+                   edit_true_cfg_scale=edit_cfg, text_focus="text_focus" in settings)
 
     @property
     def edit_cfg(self) -> float:
@@ -100,6 +101,14 @@ def to_requests(params: ImageParams, defaults: ModelDefaults, config: ServeConfi
     cfg = params.true_cfg_scale if params.true_cfg_scale is not None else default_cfg
     if mask is not None and len(images) != 1:
         raise invalid(f"inpainting with a mask takes exactly one image, got {len(images)}", "image")
+    keep = params.keep_unedited if isinstance(params, ImageEditRequest) else None
+    focus = bool(params.text_focus) if isinstance(params, ImageEditRequest) else False
+    for name, value in (("keep_unedited", keep), ("text_focus", focus)):
+        if value not in (None, False) and (mask is not None or not images):
+            raise invalid(f"{name} applies to instruction edits (images without a mask)", name)
+    if focus and not defaults.text_focus:
+        raise invalid("text_focus needs the model's text geometry (\"text_focus\" in its qwenimage.json); the "
+                      "served model declares none", "text_focus")
     requests, steps = [], steps_for(params, defaults)
     for i in range(params.n or 1):
         request = GenerationRequest(prompt=params.prompt, negative_prompt=negative, num_steps=steps,
@@ -110,7 +119,7 @@ def to_requests(params: ImageParams, defaults: ModelDefaults, config: ServeConfi
             strength = params.strength if isinstance(params, ImageEditRequest) else None
             request.strength = 1.0 if strength is None else strength
         else:
-            request.images = list(images)
+            request.images, request.keep_unedited, request.text_focus = list(images), keep, focus
         requests.append(request)
     return requests
 

@@ -57,6 +57,10 @@ class ImageEditRequest(ImageParams):
 
     input_fidelity: Optional[Literal["high", "low"]] = None
     strength: Optional[float] = Field(default=None, ge=0, le=1)  # extension: inpaint strength (default 1)
+    # extensions for instruction edits (as `qwenimage edit`): the input's own pixels kept where the edit's latents
+    # differ from its latents by less than this; a quoted text rewritten where it is drawn, on the model's canvas
+    keep_unedited: Optional[float] = Field(default=None, gt=0)
+    text_focus: Optional[bool] = False
 
 
 class ImageData(BaseModel):

@@ -68,12 +68,14 @@ def build_ui(serving: Serving) -> gr.Blocks:
             async for update in _stream(serving, prepare, past, "generation"):
                 yield update
 
-        async def edit(editor, extra, prompt, negative, width, height, strength, steps, cfg, seed, n, previews, past):
+        async def edit(editor, extra, prompt, negative, width, height, strength, focus, steps, cfg, seed, n, previews,
+                       past):
             def prepare() -> Prepared:
                 editor_value = editor or {}
                 images, mask = editor_inputs(editor_value.get("background"), editor_value.get("layers") or [],
                                              [path for path, _ in extra or []], serving.config.max_pixels)
-                params = form_params(prompt, negative, width, height, steps, cfg, seed, n, previews, strength)
+                params = form_params(prompt, negative, width, height, steps, cfg, seed, n, previews, strength,
+                                     text_focus=focus and mask is None)
                 return params, images, mask
             async for update in _stream(serving, prepare, past, "edit"):
                 yield update
@@ -124,11 +126,14 @@ def _edit_tab(defaults: ModelDefaults, config) -> tuple[list, gr.Button, gr.Butt
                 height_box = gr.Number(value=0, precision=0, step=16, label="height (0: from the image)",
                                        elem_id="edit-height")
             strength = gr.Slider(0, 1, value=1, step=0.05, label="inpainting strength (1: repaint from noise)")
+            focus = gr.Checkbox(value=False, label='text focus: rewrite the quoted old text where it is drawn '
+                                                   '(\'Change the text "OPEN" to "CLOSED"\'; models that declare '
+                                                   'their text geometry)', elem_id="edit-text-focus")
             sampling = _sampling_controls(defaults, config, "edit", defaults.edit_cfg)  # as an API instruction edit
             run, stop = _buttons("Edit", "edit")
         with gr.Column():
             out = _results("edit")
-    return [editor, extra, prompt, negative, width_box, height_box, strength, *sampling], run, stop, out
+    return [editor, extra, prompt, negative, width_box, height_box, strength, focus, *sampling], run, stop, out
 
 
 def _negative_box(defaults: ModelDefaults, prefix: str) -> gr.Textbox:

@@ -48,7 +48,7 @@ def aspect_size(aspect: str, area: int, multiple: int = SIZE_MULTIPLE) -> tuple[
 
 def form_params(prompt: str, negative_prompt: str | None, width: float | None, height: float | None,
                 steps: float, cfg: float, seed: float | None, n: float, previews: float,
-                strength: float | None = None) -> ImageEditRequest:
+                strength: float | None = None, text_focus: bool = False) -> ImageEditRequest:
     """The form as the API's request body. Gradio hands numbers over as floats and empty boxes as None or
     "": width/height 0 or empty mean "auto" (the model's default, or the input image's size for edits), an
     empty negative prompt means the model's default, seed -1 or empty picks a seed (kept in the result's
@@ -61,7 +61,7 @@ def form_params(prompt: str, negative_prompt: str | None, width: float | None, h
               "size": f"{width}x{height}" if width > 0 else "auto", "num_inference_steps": _whole(steps, "steps"),
               "true_cfg_scale": float(cfg), "n": _whole(n, "batch"), "partial_images": _whole(previews, "previews"),
               "seed": secrets.randbelow(SEED_PICK_RANGE) if seed == RANDOM_SEED else seed,
-              "strength": strength}
+              "strength": strength, "text_focus": bool(text_focus)}
     try:
         return ImageEditRequest(**fields)
     except ValidationError as err:
