@@ -9,8 +9,8 @@ from PIL import Image, ImageDraw
 
 from qwenimage.ocr import OcrLine, OcrResult
 from qwenimage.pipelines.request import GenerationRequest
-from qwenimage.pipelines.text_focus import (TextFocus, _requote, focus_request, line_homography, line_pieces,
-                                            quoted_texts, recolored, sub_quad, text_removed)
+from qwenimage.pipelines.text_canvas import ink_share, line_homography, sub_quad, text_removed
+from qwenimage.pipelines.text_focus import TextFocus, _requote, focus_request, line_pieces, quoted_texts
 
 FOCUS = TextFocus(width=128, height=128, line_height=30.0, left=6.0)
 REDRAWN = TextFocus(width=128, height=128, line_height=30.0, left=6.0, lower_case=True, backdrop="redrawn",
@@ -67,11 +67,13 @@ def test_the_homography_takes_the_canvas_box_onto_the_ocr_quadrilateral():
     assert x1 == pytest.approx(128 - 6.0) and y1 - y0 < 30
 
 
-def test_recolouring_keeps_each_pixels_place_between_paper_and_ink():
-    pixels = np.array([[[255, 255, 255], [0, 0, 0], [127.5, 127.5, 127.5]]], dtype=np.float32)   # paper, ink, half
-    out = recolored(pixels, np.array([255, 255, 255]), np.array([0, 0, 0]), np.array([20, 40, 120]),
-                    np.array([240, 220, 60]))
-    np.testing.assert_allclose(out[0], [[20, 40, 120], [240, 220, 60], [130, 130, 90]], atol=1e-4)
+def test_each_pixels_share_of_ink_is_its_place_between_paper_and_ink():
+    pixels = np.array([[[255, 255, 255], [0, 0, 0], [127.5, 127.5, 127.5], [300, 300, 300]]], dtype=np.float32)
+    share = ink_share(pixels, np.array([255, 255, 255]), np.array([0, 0, 0]))
+    np.testing.assert_allclose(share[0], [0, 1, 0.5, 0], atol=1e-6)                # paper, ink, half, clipped
+    coloured = ink_share(np.array([[[20, 40, 120], [240, 220, 60]]], np.float32), np.array([20, 40, 120]),
+                         np.array([240, 220, 60]))
+    np.testing.assert_allclose(coloured[0], [0, 1], atol=1e-6)
 
 
 class FakeOcr:

@@ -6,18 +6,20 @@ one ('Change the text "OPEN" to "CLOSED"') is carried out in four steps:
 
   1. locate: OCR finds the line that reads most like the old text: its quadrilateral in the source;
   2. rectify: a homography maps the quadrilateral to a level box of the model's line height whose left edge is
-     where the model starts its words, on a canvas of the model's size; the source is resampled onto it;
-  3. edit: the canvas is edited like any picture (the one sampler, in the same batch as the other requests);
-  4. paste back: where the edit's latents changed (pipelines/keep.py), inside the line's band, the edit's pixels
-     are warped back through the homography and blended in; every other pixel is the source's own.
+     where the model starts its words, on a canvas of the model's size (pipelines/text_canvas.py);
+  3. edit: the canvas (the source resampled, or, for a model trained on plain signs, the old text redrawn in its
+     font, black on white) is edited like any picture: the one sampler, in the same batch as other requests;
+  4. paste back: where the edit's latents changed (pipelines/keep.py) and over the old text, inside the line's band,
+     the edit goes back through the homography (redrawn: its ink, in the line's colour, on the source with the old
+     text painted out); every other pixel is the source's own.
 
-The model's text geometry comes from its folder's qwenimage.json, "text_focus" (`TextFocus`); a model without it
-cannot take such requests.
+A line of several words is edited a word at a time (`line_pieces`). The model's text geometry comes from its
+folder's qwenimage.json, "text_focus" (`TextFocus`); a model without it cannot take such requests.
 
     focus = TextFocus.from_settings(model_settings(folder))
-    canvas_request, plan = focus_request(request, focus, OcrEngine())       # plan None: the old text not found
-    ... edit canvas_request ...
-    image, alpha = plan.paste(edit_pixels, mask)           # the source's size; alpha: the edit's blend weight
+    for canvas_request, plan in focus_request(request, focus, OcrEngine()):   # [] when OCR finds no such text
+        ... edit canvas_request: latents z, pixels x, mask m of what changed ...
+        image, alpha = plan.paste(x, m, base=image)                          # the source's size
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ import torch
 from PIL import Image
 
 from qwenimage.images import load_image
+from qwenimage.pipelines.text_canvas import (MARGIN, flat_backdrop, grown_box, ink_share, line_colors, line_homography,
+                                             missing_glyphs, model_font, redrawn, resample, sub_quad, text_removed)
 
 log = logging.getLogger(__name__)
 
-# a quoted span in straight, curly or CJK quotes: 'Change the text "OPEN" to "CLOSED"', 把文字“营业中”改为“休息中”
 BACKDROPS = ("source", "flat", "redrawn")
+# a quoted span in straight, curly or CJK quotes: 'Change the text "OPEN" to "CLOSED"', 把文字“营业中”改为“休”
 _QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|「([^」]+)」')
 
 
@@ -72,8 +76,8 @@ class TextFocus:
 
     def __post_init__(self):
         if not (self.width > 0 and self.height > 0 and 0 < self.line_height < self.height
-                and 0 <= self.left < self.width / 2 and 0 < self.min_agreement <= 1 and self.backdrop in BACKDROPS and self.font_size > 0
-                and 0 <= self.pen < 1):
+                and 0 <= self.left < self.width / 2 and 0 < self.min_agreement <= 1 and self.backdrop in BACKDROPS
+                and self.font_size > 0 and 0 <= self.pen < 1):
             raise ValueError(f"text_focus settings out of range: {self}")
         if self.backdrop == "redrawn" and not self.font:
             raise ValueError("text_focus: the redrawn backdrop needs the model's font")
@@ -177,7 +181,7 @@ def focus_request(request, focus: TextFocus, ocr) -> list[tuple[object, FocusPla
         return []
     if focus.lower_case:
         old, new = old.lower(), new.lower()
-    missing = _missing_glyphs(focus, old + new) if focus.backdrop == "redrawn" else ""
+    missing = missing_glyphs(focus, old + new) if focus.backdrop == "redrawn" else ""
     if missing:
         log.warning("text_focus: the model's font %s has no glyphs for %r (it writes what its font draws); editing "
                     "the whole picture", focus.font, missing)
@@ -207,7 +211,7 @@ def line_pieces(old: str, new: str, quad: np.ndarray, focus: TextFocus) -> list[
         if pieces:
             return pieces
     if len(new_words) > 1 and focus.backdrop == "redrawn":  # a word at a time at the model's pitch
-        font = _model_font(focus)
+        font = model_font(focus)
         letters = "".join(old_words)
         pieces = []
         for index, word in enumerate(new_words):
@@ -215,14 +219,6 @@ def line_pieces(old: str, new: str, quad: np.ndarray, focus: TextFocus) -> list[
             pieces.append(Piece(quad, letters if index == 0 else _stand_in(letters, word), word, shift, letters))
         return pieces
     return [Piece(quad, "".join(old_words) if focus.backdrop == "redrawn" else old, new)]
-
-
-def sub_quad(quad: np.ndarray, start: float, end: float) -> np.ndarray:
-    """The part of a line's quadrilateral [4, 2] between the shares `start` and `end` of its length."""
-    top_left, top_right, bottom_right, bottom_left = quad
-    top = lambda t: top_left + t * (top_right - top_left)  # noqa: E731
-    bottom = lambda t: bottom_left + t * (bottom_right - bottom_left)  # noqa: E731
-    return np.stack([top(start), top(end), bottom(end), bottom(start)]).astype(np.float32)
 
 
 def _stand_in(letters: str, word: str) -> str:
@@ -245,7 +241,7 @@ def _requote(prompt: str, old: str, new: str) -> str:
 
 
 def _piece_request(request, source: Image.Image, piece: Piece, focus: TextFocus, colours, found: str):
-    text_width = _model_font(focus).getlength(piece.frame or piece.old) if focus.backdrop == "redrawn" else None
+    text_width = model_font(focus).getlength(piece.frame or piece.old) if focus.backdrop == "redrawn" else None
     to_source, box = line_homography(piece.quad, focus, text_width)
     if piece.shift:  # canvas x on this piece's canvas is x + shift on the line's
         to_source = to_source @ np.array([[1, 0, piece.shift], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
@@ -267,155 +263,9 @@ def _piece_request(request, source: Image.Image, piece: Piece, focus: TextFocus,
                                              max(box[3], drawn[3]))
         if piece.shift:  # a later word: only its own stand-in, never the words written before it
             covered = drawn
-        replaced = _grown(covered, MARGIN, canvas.size)
+        replaced = grown_box(covered, MARGIN, canvas.size)
         first_column = replaced[0] if piece.shift else 0
     canvas_request = replace(request, prompt=_requote(request.prompt, piece.old, piece.new),
                              images=[*request.images[:-1], canvas], width=focus.width, height=focus.height,
                              keep_unedited=None, text_focus=False)
     return canvas_request, FocusPlan(source, canvas, to_source, band, found, replaced, recolor, first_column)
-
-
-def line_homography(quad: np.ndarray, focus: TextFocus,
-                    text_width: float | None = None) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """The homography [3, 3] from canvas pixels to source pixels that takes the OCR quadrilateral [4, 2] (clockwise
-    from top-left) to a level box of the model's line height, at its left edge and centred vertically; and that
-    box (x0, y0, x1, y1) on the canvas. Its width: the line's at that height (scaled down to fit the canvas); for a
-    line the canvas shows redrawn in narrower letters than the model's (`text_width` pixels of the model's text, in
-    OCR's box: the pen's margin on both sides), that box's: the model's letters are then as narrow as the source's
-    (wider ones keep their own shape)."""
-    import cv2
-
-    top_left, top_right, bottom_right, bottom_left = quad
-    width = (np.linalg.norm(top_right - top_left) + np.linalg.norm(bottom_right - bottom_left)) / 2
-    height = (np.linalg.norm(bottom_left - top_left) + np.linalg.norm(bottom_right - top_right)) / 2
-    if width < 1 or height < 1:
-        raise ValueError(f"text_focus: the OCR box {quad.tolist()} is degenerate")
-    scale = min(focus.line_height / height, (focus.width - 2 * focus.left) / width)
-    box_w, box_h = width * scale, height * scale
-    if text_width is not None:
-        box_w = max(box_w, text_width + 2 * (focus.pen * focus.width - focus.left))
-    x0, y0 = focus.left, (focus.height - box_h) / 2
-    box = np.array([[x0, y0], [x0 + box_w, y0], [x0 + box_w, y0 + box_h], [x0, y0 + box_h]], dtype=np.float32)
-    return cv2.getPerspectiveTransform(box, quad.astype(np.float32)), (x0, y0, x0 + box_w, y0 + box_h)
-
-
-def resample(source: Image.Image, to_source: np.ndarray, size: tuple[int, int]) -> Image.Image:
-    """The canvas of `size` (width, height): source pixels through the homography, the edges repeated beyond the
-    picture. A source drawn larger than the canvas is first shrunk with area averaging (no aliasing)."""
-    import cv2
-
-    pixels = np.asarray(source)
-    # the canvas's scale: source pixels per canvas pixel near the line
-    shrink = float(np.sqrt(abs(np.linalg.det(to_source[:2, :2] / to_source[2, 2]))))
-    if shrink > 1.5:
-        factor = 1 / shrink
-        small = cv2.resize(pixels, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-        scale_x, scale_y = small.shape[1] / pixels.shape[1], small.shape[0] / pixels.shape[0]
-        to_source = np.diag([scale_x, scale_y, 1.0]) @ to_source
-        pixels = small
-    canvas = cv2.warpPerspective(pixels, to_source, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                 borderMode=cv2.BORDER_REPLICATE)
-    return Image.fromarray(canvas)
-
-
-MARGIN = 0.15  # the line's box grows by this share of its height on each side
-
-
-def _grown(box: tuple[float, float, float, float], margin: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The box (x0, y0, x1, y1) grown by `margin` of its height, in whole pixels inside a canvas of `size`."""
-    x0, y0, x1, y1 = box
-    pad = margin * (y1 - y0)
-    return (max(0, int(x0 - pad)), max(0, int(y0 - pad)), min(size[0], int(np.ceil(x1 + pad))),
-            min(size[1], int(np.ceil(y1 + pad))))
-
-
-def line_colors(canvas: Image.Image, box: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
-    """(background, ink) RGB of the line in `box`: the background is the box's median colour (the text covers
-    less of its box than the surface does), the ink the median of the pixels furthest from it."""
-    left, top, right, bottom = _grown(box, MARGIN, canvas.size)
-    inside = np.asarray(canvas)[top:bottom, left:right].reshape(-1, 3).astype(np.float32)       # [N, 3]
-    background = np.median(inside, axis=0)
-    distance = np.linalg.norm(inside - background, axis=1)
-    ink = np.median(inside[distance >= 0.6 * distance.max()], axis=0) if distance.max() > 0 else background
-    return background.astype(np.uint8), ink.astype(np.uint8)
-
-
-def flat_backdrop(canvas: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
-    """The canvas with everything outside the line's box (grown by MARGIN) in the line's background colour."""
-    pixels = np.asarray(canvas)
-    left, top, right, bottom = _grown(box, MARGIN, canvas.size)
-    flat = np.empty_like(pixels)
-    flat[:] = line_colors(canvas, box)[0]
-    flat[top:bottom, left:right] = pixels[top:bottom, left:right]
-    return Image.fromarray(flat)
-
-
-def ink_share(pixels: np.ndarray, paper: np.ndarray, ink: np.ndarray) -> np.ndarray:
-    """How far each pixel [h, w, 3] lies from paper towards ink: its projection on that segment, [h, w] in 0..1."""
-    paper, ink = paper.astype(np.float32), ink.astype(np.float32)
-    direction = ink - paper
-    return np.clip((pixels - paper) @ direction / max(float(direction @ direction), 1.0), 0, 1).astype(np.float32)
-
-
-def recolored(pixels: np.ndarray, paper: np.ndarray, ink: np.ndarray, background: np.ndarray,
-              text: np.ndarray) -> np.ndarray:
-    """Pixels [h, w, 3] drawn in paper and ink, in the background and text colours instead: each pixel keeps its
-    share between paper and ink (`background` may be one colour or a picture [h, w, 3])."""
-    share = ink_share(pixels, paper, ink)[..., None]
-    return background.astype(np.float32) + share * (text.astype(np.float32) - background.astype(np.float32))
-
-
-def text_removed(source: Image.Image, quad: np.ndarray, background: np.ndarray, ink: np.ndarray) -> np.ndarray:
-    """The source [H, W, 3] (float) with the text inside the line's quadrilateral painted out (OpenCV's Telea
-    inpainting over the pixels nearer the ink colour than the background, grown by two pixels)."""
-    import cv2
-
-    pixels = np.asarray(source)
-    height = np.linalg.norm(quad[3] - quad[0])
-    region = np.zeros(pixels.shape[:2], np.uint8)
-    cv2.fillConvexPoly(region, np.round(quad).astype(np.int32), 1)
-    pad = max(1, int(MARGIN * height))
-    region = cv2.dilate(region, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8))
-    values = pixels.astype(np.float32)
-    nearer_ink = np.linalg.norm(values - ink, axis=2) < np.linalg.norm(values - background, axis=2)
-    text = cv2.dilate((nearer_ink & (region > 0)).astype(np.uint8), np.ones((5, 5), np.uint8))
-    return cv2.inpaint(pixels, text, 3, cv2.INPAINT_TELEA).astype(np.float32)
-
-
-def redrawn(size: tuple[int, int], box: tuple[float, float, float, float], text: str, focus: TextFocus,
-            background: np.ndarray, ink: np.ndarray) -> tuple[Image.Image, tuple[int, int, int, int]]:
-    """A canvas of `size` in `background` with `text` drawn in `ink`, in the model's font, size and pen, its line
-    box centred on the old line's: the sign the model was trained to edit; and the drawn text's box."""
-    from PIL import ImageDraw
-
-    font = _model_font(focus)
-    _, line_top, _, line_bottom = font.getbbox("Hgjy")  # the font's line box, as the words layout centres it
-    out = Image.new("RGB", size, tuple(int(c) for c in background))
-    centre = (box[1] + box[3]) / 2
-    origin = (round(focus.pen * size[0]), round(centre - (line_top + line_bottom) / 2))
-    ImageDraw.Draw(out).text(origin, text, font=font, fill=tuple(int(c) for c in ink))
-    x0, y0, x1, y1 = font.getbbox(text)
-    return out, (origin[0] + x0, origin[1] + y0, origin[0] + x1, origin[1] + y1)
-
-
-def _model_face(focus: TextFocus):
-    """(the font library, the model's face); ValueError when the font is not installed."""
-    from qwenimage.synth.fonts import FontLibrary
-
-    fonts = FontLibrary.discover()
-    face = next((f for f in fonts.faces if f.name == focus.font), None)
-    if face is None:
-        raise ValueError(f"text_focus: the model's font {focus.font!r} is not installed (install.sh installs it)")
-    return fonts, face
-
-
-def _model_font(focus: TextFocus):
-    """The model's font at its size (a Pillow FreeTypeFont)."""
-    fonts, face = _model_face(focus)
-    return fonts.font(face, focus.font_size)
-
-
-def _missing_glyphs(focus: TextFocus, text: str) -> str:
-    """The characters of `text` (spaces aside) the model's font cannot draw."""
-    fonts, face = _model_face(focus)
-    return fonts.missing(face, text.replace(" ", ""))
