@@ -227,3 +227,11 @@ def test_the_old_text_is_painted_out_under_the_new_ink():
     text = np.linalg.norm(before - [20, 20, 120], axis=2) < 100
     assert text.sum() > 20 and np.abs(clean[text] - [200, 180, 40]).max() < 30
     assert np.array_equal(clean[:20], before[:20]) and np.array_equal(clean[:, 150:], before[:, 150:])
+
+
+def test_an_old_text_inside_a_longer_line_is_edited_at_its_share_of_the_line():
+    quad = [(0.0, 100.0), (180.0, 100.0), (180.0, 120.0), (0.0, 120.0)]              # "OPEN TODAY" read as one line
+    request = GenerationRequest(prompt='Change the text "TODAY" to "NOW"', images=[sign()], text_focus=True)
+    [(_, plan)] = focus_request(request, FOCUS, FakeOcr("OPEN TODAY", quad))
+    corners = apply(plan.to_source, [[6.0, 64 - 15], [6.0, 64 + 15]])
+    assert corners[:, 0] == pytest.approx([90.0, 90.0], abs=0.5)                     # "TODAY" starts at 5/10 of it

@@ -174,11 +174,18 @@ def focus_request(request, focus: TextFocus, ocr) -> list[tuple[object, FocusPla
     lines = ocr.read(source).lines
     from qwenimage.ocr import text_agreement
 
-    best = max(lines, key=lambda line: text_agreement(old, line.text), default=None)
-    if best is None or text_agreement(old, best.text) < focus.min_agreement:
+    def likeness(line) -> float:  # a line that holds the old text among other words is as good as the text alone
+        return 1.0 if old.lower() in line.text.lower() else text_agreement(old, line.text)
+
+    best = max(lines, key=likeness, default=None)
+    if best is None or likeness(best) < focus.min_agreement:
         log.warning("text_focus: OCR found no line reading like %r (it read %s); editing the whole picture", old,
                     [line.text for line in lines])
         return []
+    quad = np.asarray(best.box, dtype=np.float32)
+    start = best.text.lower().find(old.lower())
+    if start >= 0 and len(old) < len(best.text):  # the old text's share of the line
+        quad = sub_quad(quad, start / len(best.text), (start + len(old)) / len(best.text))
     if focus.lower_case:
         old, new = old.lower(), new.lower()
     missing = missing_glyphs(focus, old + new) if focus.backdrop == "redrawn" else ""
@@ -186,7 +193,6 @@ def focus_request(request, focus: TextFocus, ocr) -> list[tuple[object, FocusPla
         log.warning("text_focus: the model's font %s has no glyphs for %r (it writes what its font draws); editing "
                     "the whole picture", focus.font, missing)
         return []
-    quad = np.asarray(best.box, dtype=np.float32)
     # the line's colours, from the whole old line on its canvas
     line_frame, line_box = line_homography(quad, focus)  # (source-shaped: the colours need no redrawn width)
     colours = line_colors(resample(source, line_frame, (focus.width, focus.height)), line_box)
