@@ -209,11 +209,17 @@ def test_a_rewritten_line_pastes_its_words_one_after_another():
     assert np.array_equal(np.asarray(twice)[alpha == 0], np.asarray(once)[alpha == 0])
 
 
-def test_a_text_the_models_font_cannot_draw_is_left_to_the_whole_picture_edit(caplog):
+def test_a_text_the_models_font_cannot_draw_is_edited_on_the_lines_own_pixels(caplog):
+    """Not redrawn in tofu boxes: the canvas shows the line as it is, on a flat backdrop, and the edit stays in the
+    line's band (the mini model writes no Chinese; its damage is bounded to the line)."""
     request = GenerationRequest(prompt="把文字“营业中”改为“休息中”", images=[sign()], text_focus=True)
     quad = [(70.0, 70.0), (170.0, 70.0), (170.0, 110.0), (70.0, 110.0)]
-    assert focus_request(request, REDRAWN, FakeOcr("营业中", quad)) == []
+    [(canvas_request, plan)] = focus_request(request, REDRAWN, FakeOcr("营业中", quad))
     assert "has no glyphs for" in caplog.text and "营" in caplog.text
+    assert plan.recolor is None and canvas_request.prompt == request.prompt
+    canvas = np.asarray(plan.canvas).astype(int)
+    assert (canvas[64, 40] == [250, 250, 250]).all() and (canvas[5, 5] == canvas[120, 120]).all()
+
 
 
 def test_the_old_text_is_painted_out_under_the_new_ink():

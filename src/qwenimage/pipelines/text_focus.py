@@ -189,10 +189,10 @@ def focus_request(request, focus: TextFocus, ocr) -> list[tuple[object, FocusPla
     if focus.lower_case:
         old, new = old.lower(), new.lower()
     missing = missing_glyphs(focus, old + new) if focus.backdrop == "redrawn" else ""
-    if missing:
-        log.warning("text_focus: the model's font %s has no glyphs for %r (it writes what its font draws); editing "
-                    "the whole picture", focus.font, missing)
-        return []
+    if missing:  # it cannot be drawn on the model's sign: the line's own pixels on a flat backdrop instead
+        log.warning("text_focus: the model's font %s has no glyphs for %r, so the old text is not redrawn; the "
+                    "model may not write such text", focus.font, missing)
+        focus = replace(focus, backdrop="flat", paper=None, ink=None)
     # the line's colours, from the whole old line on its canvas
     line_frame, line_box = line_homography(quad, focus)  # (source-shaped: the colours need no redrawn width)
     colours = line_colors(resample(source, line_frame, (focus.width, focus.height)), line_box)
