@@ -5,7 +5,8 @@
 
 Requests in one call are independent: each result equals the request run alone with the same seed.
 Requests that share the number of steps and the start step are sampled together in one batch (sizes,
-prompts, condition images and guidance may differ); others run as separate batches.
+prompts, condition images and guidance may differ); others run as separate batches. A text_focus edit is
+sampled as its canvas edits (pipelines/text_focus.py), batched with the rest, and pasted back into its source.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ PreviewFn = Callable[[int, int, int, torch.Tensor], None]
 @dataclass
 class GenerationResult:
     image: Image.Image
-    latents: torch.Tensor  # [C, h, w] normalised latents of the result
+    latents: torch.Tensor  # [C, h, w] normalised latents of the result (text_focus: of its first canvas edit)
     request: GenerationRequest
     seed: int | None
     cache_skips: int = 0  # transformer passes the step cache skipped (conditional and unconditional counted apart)
