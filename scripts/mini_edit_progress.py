@@ -9,7 +9,8 @@ assemble --base outputs/mini/edit-base`), edit the `text-edit` suite's sources a
 (`qwenimage eval edit --suite text-edit`: OCR of the new text inside the region, PSNR outside it), measure
 text-to-image on the held-out `en-words` suite (`qwenimage eval text`) unless --no-t2i, and append one line to
 `<run>/edit-curve.jsonl`. --keep-unedited T also scores the edits with the source's pixels pasted back outside the
-area they changed (`qwenimage edit --keep-unedited T`: *_keep fields). With --watch S it then waits S seconds and
+area they changed (`qwenimage edit --keep-unedited T`: *_keep fields), --text-focus with the word edited on the
+model's own canvas (`qwenimage edit --text-focus`: *_focus fields). With --watch S it then waits S seconds and
 looks again, until the run's last export (stages' steps) is measured. --pairs NAME=DIR also edits other pairs
 (`qwenimage eval edit --pairs DIR --model SNAP`, e.g. held-out edit pairs written by the synth engine): NAME_*
 fields; --no-suite skips the suite. --plot PNG redraws the curve there after each measurement (--before RUN puts an
@@ -49,6 +50,11 @@ def suite_scores(out: Path, common: list[str], args: argparse.Namespace) -> dict
         kept = out / "text-edit-keep" / "results.json"
         entry.update({f"{m}_keep": value(kept, m) for m in ("ocr_exact", "ocr_agreement", "psnr")},
                      keep_unedited=args.keep_unedited)
+    if args.text_focus:  # the same pairs edited on the model's own canvas (the snapshot's qwenimage.json text_focus)
+        qwenimage("eval", "edit", "--suite", "text-edit", "--lang", "en", "--n", str(args.n), "--text-focus",
+                  "--out", str(out / "text-edit-focus"), *common)
+        focused = out / "text-edit-focus" / "results.json"
+        entry.update({f"{m}_focus": value(focused, m) for m in metrics})
     return entry
 
 
@@ -153,6 +159,9 @@ def main() -> int:
     parser.add_argument("--no-t2i", action="store_true", help="skip the text-to-image check (en-words)")
     parser.add_argument("--keep-unedited", type=float, default=None, metavar="T",
                         help="also score the edits with --keep-unedited T (the source pasted back outside the edit)")
+    parser.add_argument("--text-focus", action="store_true",
+                        help="also score the suite with --text-focus (the word edited on the model's own canvas; "
+                             "*_focus fields; the base's qwenimage.json must declare text_focus)")
     parser.add_argument("--pairs", nargs="+", type=named_folder, default=[], metavar="NAME=DIR",
                         help="also edit these pairs (a pairs folder or a synth folder of edit pairs)")
     parser.add_argument("--no-suite", action="store_true", help="skip the text-edit suite (--no-t2i skips the text-to-image check)")
