@@ -64,7 +64,7 @@ def test_edit_with_the_default_model_writes_the_new_word_and_keeps_the_rest(tmp_
 def test_text_focus_edits_the_suites_photos_with_the_default_model(tmp_path, monkeypatch):
     """`qwenimage edit --text-focus` on the text-edit suite's scenes at 256 px (photos, other fonts, tilted signs,
     words 30-110 px): OCR finds the old word, the model rewrites it on its own 128-px sign, the result goes back in
-    the sign's colours. docs/mini (stop 40): 0.89 exact, 1 - NED 0.92, 35.4 dB outside on the suite's 28 English
+    the sign's colours. docs/mini (stop 40): 0.96 exact, 1 - NED 0.96, 35.4 dB outside on the suite's 28 English
     pairs; these six (TOILETS, MILK, WINTER, Apples, NO, NORTH) all read exactly there. Without --text-focus the
     default model reads none of the suite's new words (1 - NED 0.05)."""
     from qwenimage.eval.text_edit_suite import TextEditSuiteConfig, build_text_edit_pairs

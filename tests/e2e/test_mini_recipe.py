@@ -21,7 +21,8 @@ TRANSFORMER = ["stages.0.steps=2", "stages.1.steps=2", "data.batch_size=2", "out
 EDIT_RUN = "outputs/mini/train-edit-mono"  # the first edit run; the second starts from its export
 COLOR_RUN = "outputs/mini/train-edit-color"  # stop 34's run
 ROWS_RUN = "outputs/mini/train-edit-rows"  # stop 35's run
-MORE_RUN = "outputs/mini/train-edit-rows-more"  # stop 36's, from the rows run's last export: the shipped folder's
+MORE_RUN = "outputs/mini/train-edit-rows-more"  # stop 36's, from the rows run's last export
+NUMBERS_RUN = "outputs/mini/train-edit-numbers"  # stop 40's, from stop 36's folder: the shipped folder's
 LONG = ["stages.0.steps=2", "data.batch_size=2", "output.export_every=2", "output.checkpoint_every=2",
         "output.log_every=1", "optim.warmup_steps=1"]
 
@@ -45,7 +46,9 @@ def extra() -> str:
              "final-rows": ["--transformer", f"{ROWS_RUN}/exports/step-00000002/transformer"],
              "synth-edit-place-b": SYNTH,
              "transformer-edit-rows-more": LONG + [f"model.transformer={ROWS_RUN}/exports/step-00000002/transformer"],
-             "final-rows-more": ["--transformer", f"{MORE_RUN}/exports/step-00000002/transformer"]}
+             "final-rows-more": ["--transformer", f"{MORE_RUN}/exports/step-00000002/transformer"],
+             "synth-edit-numbers": SYNTH, "transformer-edit-numbers": LONG,
+             "final-numbers": ["--transformer", f"{NUMBERS_RUN}/exports/step-00000002/transformer"]}
     return "extra=" + json.dumps(steps)
 
 
@@ -60,7 +63,7 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
            "transformer-edit-mono, transformer-edit-mono-b, assemble-edit, final, synth-edit-color, synth-edit-place, "
            "transformer-edit-color, color-base, vae-decoder-color, vae-decoder-color-more, assemble-color, "
            "final-color, synth-scenes-rows, transformer-edit-rows, final-rows, synth-edit-place-b, "
-           "transformer-edit-rows-more, final-rows-more")
+           "transformer-edit-rows-more, final-rows-more, synth-edit-numbers, transformer-edit-numbers, final-numbers")
     assert f"ran {ran}" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
@@ -93,6 +96,13 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
     assert started["model"]["pipeline"] == "outputs/mini/model-rows"
     assert started["model"]["transformer"] == f"{ROWS_RUN}/exports/step-00000002/transformer"
     assert "data/mini/edit-pairs-place-b" in started["data"]["sources"]
+    numbers = tmp_path / "outputs" / "mini" / "model-numbers"  # stop 40's: the numbers run in stop 36's folder
+    assert (numbers / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == (
+        tmp_path / f"{NUMBERS_RUN}/exports/step-00000002/transformer/diffusion_pytorch_model.safetensors").read_bytes()
+    assert "text_focus" in json.loads((numbers / "qwenimage.json").read_text())  # the sign geometry it edits on
+    started = yaml.safe_load((tmp_path / f"{NUMBERS_RUN}/config.yaml").read_text())
+    assert started["model"]["pipeline"] == "outputs/mini/model-rows-more"
+    assert "data/mini/edit-pairs-numbers" in started["data"]["sources"]
     def logged_stages(run: str) -> list[str]:  # the stage of every logged step of outputs/mini/<run>
         log = (tmp_path / "outputs/mini" / run / "log.jsonl").read_text().splitlines()
         return [json.loads(line)["stage"] for line in log]

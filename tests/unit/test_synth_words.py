@@ -186,3 +186,27 @@ def test_size_jitter_shrinks_the_glyphs_but_keeps_the_pen_and_the_stream():
     assert max(starts) - min(starts) <= 3
     with pytest.raises(ValueError, match="size_jitter"):
         WordsOptions.from_dict({"size_jitter": -0.1})
+
+
+def test_numbers_are_digits_prices_and_numbered_words_and_held_out_ones_are_never_drawn():
+    """`number_share` teaches the digits and "$"; edit pairs hold out the text-edit suite's numbers ("$5", "room 12"
+    and the digits "5", "12" as whole texts)."""
+    import numpy as np
+
+    from qwenimage.synth.config import SynthConfig
+    from qwenimage.synth.edit_pairs import EditPairsStrategy
+    from qwenimage.synth.words import NUMBER_WORDS, number_text
+
+    rng = np.random.default_rng(0)
+    texts = [number_text(rng, 8, frozenset({"$5", "12"})) for _ in range(400)]
+    assert "$5" not in texts and "12" not in texts and all(len(t) <= 8 for t in texts)
+    assert any(t.isdigit() for t in texts) and any(t.startswith("$") and t[1:].isdigit() for t in texts)
+    assert any(t.rstrip("0123456789") in NUMBER_WORDS for t in texts if not t.isdigit() and t[0] != "$")
+    assert set("".join(texts)) >= set("0123456789$")
+    words = {"fonts": ["DejaVu Sans Mono Bold"], "font_size": 24, "align": "left", "jitter": 0.0, "colors": False,
+             "phrase_share": 0.0, "case_share": 0.0, "max_chars": 8, "number_share": 1.0}
+    strategy = EditPairsStrategy(SynthConfig(words=words, edit_pairs={"kinds": {"text": 1}, "layout": "words"}))
+    drawn = {strategy.one_text(np.random.default_rng([7, i]), "en") for i in range(300)}
+    assert not drawn & {"$5", "$9", "12", "48", "5", "9", "room12", "room48"}
+    with pytest.raises(ValueError, match="number_share"):
+        WordsOptions.from_dict({"number_share": 1.5})

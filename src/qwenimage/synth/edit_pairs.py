@@ -100,7 +100,12 @@ class EditPairsStrategy(StrategyBase):
             from qwenimage.eval.text_edit_suite import suite_words
             from qwenimage.synth.words import WordsStrategy
 
-            excluded = tuple(sorted(set(self.config.exclude_words) | suite_words()))
+            from qwenimage.eval.text_edit_suite import suite_texts
+
+            # the suite's numbers are held out too: "$5", "room 12" / "room12" and their digits ("12", "5")
+            numbers = {t for t in suite_texts() if t.isascii() and not t.isalpha()}
+            numbers |= {t.replace(" ", "") for t in numbers} | {d for t in numbers for d in re.findall(r"\d+", t)}
+            excluded = tuple(sorted(set(self.config.exclude_words) | suite_words() | numbers))
             self._words = WordsStrategy(dataclasses.replace(self.config, exclude_words=excluded))
         return self._words
 

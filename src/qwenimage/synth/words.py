@@ -47,6 +47,9 @@ class WordsOptions:
     colors: bool = True  # False: black on white
     phrase_share: float = 0.0  # share of 2-3 word phrases (English) / 2-4 character words (Chinese)
     case_share: float = 0.2  # share of Capitalised or UPPER English words
+    # share of English texts that are numbers: 1-4 digits, a price ("$5", "$19") or a word and a number ("room12"),
+    # so a model learns the digits and "$" (the text-edit suite's own numbers excluded in edit pairs)
+    number_share: float = 0.0
     max_chars: int = 12  # longest text (characters, spaces included)
     vocab_size: int = 30000  # most frequent words kept
     temperature: float = 0.3  # word probability ~ frequency ** temperature
@@ -73,7 +76,7 @@ class WordsOptions:
                 values[name] = (values[name],) if isinstance(values[name], str) else tuple(values[name])
         options = cls(**values)
         shares = ("jitter", "vertical_jitter", "size_jitter", "phrase_share", "case_share", "scene_captions",
-                  "focus_share")
+                  "focus_share", "number_share")
         if not all(0 <= getattr(options, name) <= 1 for name in shares):
             raise ValueError(f"words options: {', '.join(shares)} must lie in [0, 1], got {values}")
         bad = [c for c in options.captions if "{text}" not in c]
@@ -127,6 +130,26 @@ def focus_word_list(vocab_size: int, temperature: float, exclude: frozenset[str]
     return WordList([words.words[i] for i in keep], probs / probs.sum())
 
 
+def number_text(rng: np.random.Generator, max_chars: int, excluded: frozenset[str] = frozenset()) -> str:
+    """A number as signs show it: 1-4 digits, a price ("$" and 1-3 digits) or a short word and 1-2 digits ("room12",
+    no space: one word), at most `max_chars` long and not one of `excluded` (held-out texts such as "$5")."""
+    for _ in range(50):
+        form = rng.random()
+        digits = lambda count: "".join(str(d) for d in rng.integers(0, 10, count))  # noqa: E731
+        if form < 0.4:
+            text = digits(int(rng.integers(1, 5)))
+        elif form < 0.7:
+            text = "$" + digits(int(rng.integers(1, 4)))
+        else:
+            text = str(rng.choice(NUMBER_WORDS)) + digits(int(rng.integers(1, 3)))
+        if len(text) <= max_chars and text not in excluded:
+            return text
+    raise Discard("number_excluded", f"no number outside the excluded texts in 50 draws (max_chars {max_chars})")
+
+
+NUMBER_WORDS = ("room", "gate", "no", "bus", "door", "floor", "aisle", "track", "exit", "lot", "unit", "bay")
+
+
 class WordsStrategy(StrategyBase):
     name = "words"
 
@@ -143,6 +166,8 @@ class WordsStrategy(StrategyBase):
                     return word
             return word[:2]
         excluded = read_word_set(options.exclude_words) | frozenset(self.config.exclude_words)  # + --exclude-words
+        if options.number_share and rng.random() < options.number_share:
+            return number_text(rng, options.max_chars, excluded)
         if options.word_list:
             words = listed_word_list(options.word_list, excluded)
         elif options.focus_share and rng.random() < options.focus_share:
