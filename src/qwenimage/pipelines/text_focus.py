@@ -201,8 +201,7 @@ def focus_request(request, focus: TextFocus, ocr) -> list[tuple[object, FocusPla
     request.seed = seed
     out = []
     for index, piece in enumerate(line_pieces(old, new, quad, focus)):
-        canvas_request, plan = _piece_request(request, source, piece, focus, colours, best.text)
-        plan.clean = clean
+        canvas_request, plan = _piece_request(request, source, piece, focus, colours, clean, best.text)
         out.append((replace(canvas_request, seed=(seed + index) % 2**64), plan))
     return out
 
@@ -246,21 +245,23 @@ def _requote(prompt: str, old: str, new: str) -> str:
     return prompt
 
 
-def _piece_request(request, source: Image.Image, piece: Piece, focus: TextFocus, colours, found: str):
+def _piece_request(request, source: Image.Image, piece: Piece, focus: TextFocus, colours, clean: np.ndarray | None,
+                   found: str):
     text_width = model_font(focus).getlength(piece.frame or piece.old) if focus.backdrop == "redrawn" else None
     to_source, box = line_homography(piece.quad, focus, text_width)
     if piece.shift:  # canvas x on this piece's canvas is x + shift on the line's
         to_source = to_source @ np.array([[1, 0, piece.shift], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
-    canvas = resample(source, to_source, (focus.width, focus.height))
-    recolor, drawn = None, None
-    if focus.backdrop == "flat":
-        canvas = flat_backdrop(canvas, box)
-    elif focus.backdrop == "redrawn":
+    size, recolor, drawn = (focus.width, focus.height), None, None
+    if focus.backdrop == "redrawn":  # drawn from scratch: no source pixels on the canvas
         background, ink = colours
         if focus.paper is not None:
             recolor = (np.array(focus.paper), np.array(focus.ink), background, ink)
             background, ink = recolor[:2]
-        canvas, drawn = redrawn(canvas.size, box, piece.old, focus, background, ink)
+        canvas, drawn = redrawn(size, box, piece.old, focus, background, ink)
+    else:
+        canvas = resample(source, to_source, size)
+        if focus.backdrop == "flat":
+            canvas = flat_backdrop(canvas, box)
     x0, y0, x1, y1 = box
     band = (max(0, int(y0 - (y1 - y0) / 2)), min(focus.height, int(np.ceil(y1 + (y1 - y0) / 2))))
     replaced, first_column = None, 0
@@ -274,4 +275,4 @@ def _piece_request(request, source: Image.Image, piece: Piece, focus: TextFocus,
     canvas_request = replace(request, prompt=_requote(request.prompt, piece.old, piece.new),
                              images=[*request.images[:-1], canvas], width=focus.width, height=focus.height,
                              keep_unedited=None, text_focus=False)
-    return canvas_request, FocusPlan(source, canvas, to_source, band, found, replaced, recolor, first_column)
+    return canvas_request, FocusPlan(source, canvas, to_source, band, found, replaced, recolor, first_column, clean)

@@ -201,7 +201,7 @@ def _folder_record(folder: Path, path: Path) -> Record:
     meta = _parse_meta(sidecar.read_bytes(), str(sidecar)) if sidecar.is_file() else {}
     caption = meta.get("caption") or (path.with_suffix(".txt").read_text().strip()
                                       if path.with_suffix(".txt").is_file() else "")
-    _check_header(path)
+    _header_size(path, str(path))
     source, lose = (_linked(folder, meta.get(k), sidecar) for k in ("source", "lose"))
     return Record(id=f"{folder.name}/{path.stem}", image=path, caption=caption, text=meta.get("text", ""),
                   instruction=meta.get("instruction"), source=source, lose=lose,
@@ -218,17 +218,19 @@ def _parse_meta(data: bytes, where: str) -> dict:
     return meta
 
 
-def _check_header(path: Path) -> None:
-    """Open the image far enough to read its format and size (cheap: the pixels are decoded when encoding)."""
+def _header_size(source: Path | io.BytesIO, where: str) -> tuple[int, int]:
+    """Open an image (a file or a shard member's bytes) far enough to read its format and size (cheap: the pixels
+    are decoded when a sample is encoded); ValueError naming `where` for anything unreadable or too large."""
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             width, height = image.size
     except UnidentifiedImageError:
-        raise ValueError(f"{path}: not an image file (Pillow cannot identify it)") from None
-    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
-        raise ValueError(f"{path}: unreadable image ({err})") from None
+        raise ValueError(f"{where}: not an image file (Pillow cannot identify it)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise ValueError(f"{where}: unreadable image ({err})") from None
     if width * height > MAX_PIXELS:
-        raise ValueError(f"{path}: {width}x{height} is more than the limit of {MAX_PIXELS:,} pixels")
+        raise ValueError(f"{where}: {width}x{height} is more than the limit of {MAX_PIXELS:,} pixels")
+    return width, height
 
 
 def _linked(folder: Path, name: str | None, sidecar: Path) -> Path | None:
@@ -286,13 +288,4 @@ def _packed_record(path: Path, key: str, parts: dict[str, bytes], image_ext: str
 
 def _packed_image(data: bytes, where: str) -> PackedImage:
     """A shard member's image, checked as far as its header (format and size); decoded when encoded."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            size = image.size
-    except UnidentifiedImageError:
-        raise ValueError(f"{where}: not an image file (Pillow cannot identify it)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise ValueError(f"{where}: unreadable image ({err})") from None
-    if size[0] * size[1] > MAX_PIXELS:
-        raise ValueError(f"{where}: {size[0]}x{size[1]} is more than the limit of {MAX_PIXELS:,} pixels")
-    return PackedImage(data, where, size)
+    return PackedImage(data, where, _header_size(io.BytesIO(data), where))
