@@ -210,3 +210,38 @@ def test_numbers_are_digits_prices_and_numbered_words_and_held_out_ones_are_neve
     assert not drawn & {"$5", "$9", "12", "48", "5", "9", "room12", "room48"}
     with pytest.raises(ValueError, match="number_share"):
         WordsOptions.from_dict({"number_share": 1.5})
+
+
+def test_chinese_texts_from_an_alphabet_use_only_its_characters_and_edit_pairs_hold_out_the_suites_words():
+    """`zh_top_chars` + `zh_extra_chars`: short strings drawn evenly from the alphabet; the text-edit suite's
+    characters are in it ("suite:text-edit"), its Chinese words never appear in an edit pair."""
+    from qwenimage.eval.text_edit_suite import PAIRS
+    from qwenimage.synth.config import SynthConfig
+    from qwenimage.synth.edit_pairs import EditPairsStrategy
+    from qwenimage.synth.sample import Discard
+    from qwenimage.synth.words import chinese_alphabet
+
+    suite_chars = set("".join(text for pair in PAIRS["zh"] for text in pair))
+    alphabet = chinese_alphabet(50, "suite:text-edit")
+    assert len(set(alphabet)) == len(alphabet) and set(alphabet) >= suite_chars and "的" in alphabet
+    assert 50 < len(alphabet) <= 50 + len(suite_chars) and chinese_alphabet(0, "口门") == "口门"
+    words = {"fonts": ["Noto Sans CJK SC Bold"], "font_size": 40, "align": "left", "jitter": 0.0, "colors": False,
+             "max_chars": 2, "zh_top_chars": 50, "zh_extra_chars": "suite:text-edit"}
+    pairs = EditPairsStrategy(SynthConfig(words=words, edit_pairs={"kinds": {"text": 1}, "layout": "words"}))
+    held = {text for pair in PAIRS["zh"] for text in pair if len(text) <= 2}
+    texts, kept = [], 0
+    for i in range(600):
+        try:
+            old, new = pairs.texts(np.random.default_rng([5, i]), "zh", "text")
+        except Discard as error:  # a held-out word drawn (or twice the same text): the pair is discarded
+            assert error.reason in ("suite_text", "same_text")
+            continue
+        kept += 1
+        texts += [old, new]
+    assert kept > 550 and not set(texts) & held
+    assert set("".join(texts)) <= set(alphabet) and {len(t) for t in texts} == {1, 2}
+    assert len(set("".join(texts))) > 0.9 * len(alphabet)                 # every character comes up
+    with pytest.raises(ValueError, match="zh_extra_chars 'suite:en-words'"):
+        chinese_alphabet(0, "suite:en-words")
+    with pytest.raises(ValueError, match="zh_top_chars"):
+        WordsOptions.from_dict({"zh_top_chars": -1})

@@ -23,7 +23,7 @@ from qwenimage.synth.backgrounds import random_background, solid
 from qwenimage.synth.base import StrategyBase
 from qwenimage.synth.colors import BY_NAME, min_contrast, pick_contrasting, to_hex
 from qwenimage.synth.sample import Discard, SynthSample, TextBox
-from qwenimage.synth.wordlists import chinese_vocabulary, english_words, WordList
+from qwenimage.synth.wordlists import chinese_vocabulary, chinese_words, english_words, gb2312_tier, WordList
 
 # Captions: the same phrasing as the evaluation suites' prompts (a scene that carries the quoted text).
 EN_CAPTIONS = ('a sign that says "{}"', 'a shop sign that says "{}"', 'the word "{}"', 'a poster with the text "{}"',
@@ -63,6 +63,12 @@ class WordsOptions:
     # English words drawn from this list only, uniformly (a word file, 'words:PATH' or a held-out suite such as
     # 'suite:en-words': how evaluation data is drawn from held-out words); "": the frequency vocabulary
     word_list: str = ""
+    # Chinese texts as strings of 1..`max_chars` characters drawn evenly from an alphabet (so a small model meets
+    # each glyph often): the `zh_top_chars` most frequent characters of the vocabulary plus `zh_extra_chars`
+    # (literal characters, or "suite:text-edit": the characters of that suite's Chinese texts, whose words stay
+    # held out in edit pairs); both empty: words of the frequency vocabulary
+    zh_top_chars: int = 0
+    zh_extra_chars: str = ""
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "WordsOptions":
@@ -87,6 +93,8 @@ class WordsOptions:
         if options.focus_share and not re.fullmatch(r"[a-z]+", options.focus_letters):
             raise ValueError(f"words options: focus_share needs focus_letters (lower-case a-z), "
                              f"got {options.focus_letters!r}")
+        if options.zh_top_chars < 0:
+            raise ValueError(f"words options: zh_top_chars must be >= 0, got {options.zh_top_chars}")
         if options.font_size < 0:
             raise ValueError(f"words options: font_size must be >= 0 pixels (0: fit), got {options.font_size}")
         return options
@@ -130,6 +138,29 @@ def focus_word_list(vocab_size: int, temperature: float, exclude: frozenset[str]
     return WordList([words.words[i] for i in keep], probs / probs.sum())
 
 
+@functools.cache
+def chinese_alphabet(top_chars: int, extra: str) -> str:
+    """The `top_chars` most frequent GB 2312 characters of the Chinese vocabulary (by their words' frequency) and
+    the `extra` ones (literal, or "suite:text-edit" for that suite's Chinese characters), in that order, once each."""
+    if extra.startswith("suite:"):
+        if extra != "suite:text-edit":
+            raise ValueError(f"words options: zh_extra_chars {extra!r}: the only suite with Chinese texts is "
+                             "'suite:text-edit'")
+        from qwenimage.eval.text_edit_suite import PAIRS
+
+        extra = "".join(text for pair in PAIRS["zh"] for text in pair)
+    counts: dict[str, float] = {}
+    if top_chars:
+        for word, freq in chinese_words(frozenset(gb2312_tier(1) + gb2312_tier(2))):
+            for ch in word:
+                counts[ch] = counts.get(ch, 0.0) + freq
+    top = sorted(counts, key=lambda ch: -counts[ch])[:top_chars]
+    alphabet = "".join(dict.fromkeys(top + [ch for ch in extra if not ch.isspace()]))
+    if not alphabet:
+        raise ValueError("words options: the Chinese alphabet is empty (zh_top_chars 0 and no zh_extra_chars)")
+    return alphabet
+
+
 def number_text(rng: np.random.Generator, max_chars: int, excluded: frozenset[str] = frozenset()) -> str:
     """A number as signs show it: 1-4 digits, a price ("$" and 1-3 digits) or a short word and 1-2 digits ("room12",
     no space: one word), at most `max_chars` long and not one of `excluded` (held-out texts such as "$5")."""
@@ -158,6 +189,10 @@ class WordsStrategy(StrategyBase):
         return WordsOptions.from_dict(self.config.words)
 
     def text(self, rng: np.random.Generator, language: str, options: WordsOptions) -> str:
+        if language == "zh" and (options.zh_top_chars or options.zh_extra_chars):
+            alphabet = chinese_alphabet(options.zh_top_chars, options.zh_extra_chars)
+            count = int(rng.integers(1, options.max_chars + 1))
+            return "".join(alphabet[i] for i in rng.integers(0, len(alphabet), count))
         if language == "zh":
             vocab = chinese_vocabulary(self.config.vocab_size, options.temperature)
             for _ in range(20):
