@@ -2,6 +2,8 @@
 the instruction's quotes, the model's settings, the geometry between the picture and the canvas, the colours, and
 the paste back that leaves every other pixel alone."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -233,6 +235,11 @@ def test_the_old_text_is_painted_out_under_the_new_ink():
     text = np.linalg.norm(before - [20, 20, 120], axis=2) < 100
     assert text.sum() > 20 and np.abs(clean[text] - [200, 180, 40]).max() < 30
     assert np.array_equal(clean[:20], before[:20]) and np.array_equal(clean[:, 150:], before[:, 150:])
+    # a dark frame that runs through the line's box and on beyond it is the sign's, not text: it stays
+    ImageDraw.Draw(image).rectangle((10, 57, 190, 59), fill=(20, 20, 120))
+    framed = text_removed(image, quad, np.array([200, 180, 40]), np.array([20, 20, 120]))
+    assert np.array_equal(framed[57:60], np.asarray(image).astype(np.float32)[57:60])
+    assert np.abs(framed[text] - [200, 180, 40]).max() < 30
 
 
 def test_an_old_text_inside_a_longer_line_is_edited_at_its_share_of_the_line():
@@ -241,3 +248,64 @@ def test_an_old_text_inside_a_longer_line_is_edited_at_its_share_of_the_line():
     [(_, plan)] = focus_request(request, FOCUS, FakeOcr("OPEN TODAY", quad))
     corners = apply(plan.to_source, [[6.0, 64 - 15], [6.0, 64 + 15]])
     assert corners[:, 0] == pytest.approx([90.0, 90.0], abs=0.5)                     # "TODAY" starts at 5/10 of it
+
+
+CJK_SETTINGS = {"font": "Noto Sans CJK SC Bold", "font_size": 40, "line_height": 60.0, "left": 0.0, "max_chars": 2}
+
+
+def test_a_cjk_text_takes_the_models_cjk_geometry_and_the_rest_is_inherited():
+    settings = {"text_focus": {"line_height": 30, "left": 6, "lower_case": True, "backdrop": "redrawn",
+                               "font": "DejaVu Sans Mono Bold", "paper": [255, 255, 255], "ink": [0, 0, 0],
+                               "cjk": CJK_SETTINGS}}
+    focus = TextFocus.from_settings(settings)
+    assert focus.for_text("open") is focus and focus.cjk.for_text("x") is focus.cjk
+    cjk = focus.for_text("营业中")
+    assert (cjk.font, cjk.font_size, cjk.line_height, cjk.max_chars) == ("Noto Sans CJK SC Bold", 40, 60.0, 2)
+    assert (cjk.paper, cjk.ink, cjk.backdrop, cjk.width) == ((255, 255, 255), (0, 0, 0), "redrawn", 128)
+    assert focus.for_text("room 12 出口") is cjk and TextFocus().for_text("出口") == TextFocus()
+    with pytest.raises(ValueError, match="text_focus.cjk must be an object with keys among"):
+        TextFocus.from_settings({"text_focus": {**settings["text_focus"], "cjk": {"fontsize": 40}}})
+    with pytest.raises(ValueError, match="out of range"):
+        TextFocus.from_settings({"text_focus": {"cjk": {"max_chars": -1}}})
+
+
+def test_a_line_without_spaces_is_edited_a_run_of_changed_characters_at_a_time():
+    """Same length: only the characters that change, in runs of at most max_chars, each framed by its characters'
+    part of the OCR box inside its end margins; else both texts cut alike."""
+    cjk = replace(REDRAWN, **CJK_SETTINGS)
+    pad = 60 * (0.08 * 128 - 0.0) / 60.0                                 # OCR's end margin: 10.24 px on a 60-px line
+    quad = np.array([[0, 0], [4 * 40 + 2 * pad, 0], [4 * 40 + 2 * pad, 60], [0, 60]], dtype=np.float32)
+    (piece,) = line_pieces("禁止停车", "禁止吸烟", quad, cjk)
+    assert (piece.old, piece.new) == ("停车", "吸烟")
+    np.testing.assert_allclose(piece.quad[[0, 2]], [[pad + 80, 0], [pad + 160, 60]], atol=1e-3)
+    first, second = line_pieces("谢谢惠顾", "欢迎光临", quad, cjk)
+    assert [(p.old, p.new) for p in (first, second)] == [("谢谢", "欢迎"), ("惠顾", "光临")]
+    np.testing.assert_allclose(first.quad[[0, 2]], [[pad, 0], [pad + 80, 60]], atol=1e-3)
+    assert [(p.old, p.new) for p in line_pieces("售票处", "洗手间", quad, cjk)] == [("售票", "洗手"), ("处", "间")]
+    assert [(p.old, p.new) for p in line_pieces("出口处", "入口", quad, cjk)] == [("出口", "入"), ("处", "口")]
+    assert [(p.old, p.new) for p in line_pieces("出口", "入", quad, cjk)] == [("出口", "入")]
+    assert [(p.old, p.new) for p in line_pieces("一二三四", "五六七", quad, cjk)] == [("一二", "五六"), ("三四", "七")]
+    (same,) = line_pieces("出口", "出口", quad, cjk)                      # nothing changes: the whole line
+    assert (same.old, same.new) == ("出口", "出口")
+
+
+def test_a_chinese_sign_is_redrawn_in_the_cjk_font_and_only_changed_characters_are_sent():
+    request = GenerationRequest(prompt="把文字“营业中”改为“休息中”", images=[sign()], text_focus=True, seed=3)
+    focus = replace(REDRAWN, cjk=replace(REDRAWN, **CJK_SETTINGS))
+    quad = [(70.0, 70.0), (190.0, 70.0), (190.0, 110.0), (70.0, 110.0)]
+    [(canvas_request, plan)] = focus_request(request, focus, FakeOcr("营业中", quad))
+    assert canvas_request.prompt == "把文字“营业”改为“休息”" and plan.recolor is not None
+    canvas = np.asarray(plan.canvas.convert("L"))
+    ink_columns = np.flatnonzero((canvas < 128).any(axis=0))
+    assert ink_columns.min() == pytest.approx(0.08 * 128, abs=3) and 70 <= ink_columns.max() <= 95  # two 40-px glyphs
+    # each drawn character lands on the source's: the pen at the line's first character, two advances on at its third
+    pad = 40 * 0.08 * 128 / 60.0                                         # OCR's end margin at this line's height
+    advance = (120 - 2 * pad) / 3
+    corners = apply(plan.to_source, [[0.08 * 128, 64.0], [0.08 * 128 + 80, 64.0]])
+    assert corners[:, 0] == pytest.approx([70 + pad, 70 + pad + 2 * advance], abs=0.5)
+    # an edit that changes everything comes back over the first two characters only, never over "中"
+    before = np.asarray(plan.source).astype(int)
+    pasted, alpha = plan.paste(torch.full((3, 128, 128), -1.0), torch.ones(128, 128))
+    third = int(np.ceil(70 + pad + 2 * advance)) + 2
+    assert alpha[:, third:].max() == 0 and np.array_equal(np.asarray(pasted).astype(int)[:, third:], before[:, third:])
+    assert alpha[90, int(70 + pad + advance)] == pytest.approx(1.0)

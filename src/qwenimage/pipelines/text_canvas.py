@@ -27,14 +27,16 @@ def sub_quad(quad: np.ndarray, start: float, end: float) -> np.ndarray:
     return np.stack([top(start), top(end), bottom(end), bottom(start)]).astype(np.float32)
 
 
-def line_homography(quad: np.ndarray, focus: TextFocus,
-                    text_width: float | None = None) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+def line_homography(quad: np.ndarray, focus: TextFocus, text_width: float | None = None,
+                    exact: bool = False) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """The homography [3, 3] from canvas pixels to source pixels that takes the OCR quadrilateral [4, 2] (clockwise
     from top-left) to a level box of the model's line height, at its left edge and centred vertically; and that
     box (x0, y0, x1, y1) on the canvas. Its width: the line's at that height (scaled down to fit the canvas); for a
     line the canvas shows redrawn in narrower letters than the model's (`text_width` pixels of the model's text, in
     OCR's box: the pen's margin on both sides), that box's: the model's letters are then as narrow as the source's
-    (wider ones keep their own shape)."""
+    (wider ones keep their own shape). `exact`: the quadrilateral frames the characters alone (no OCR margin) and
+    goes onto the drawn text's own box, from the pen, so each of the model's characters lands on the source's (a
+    line without spaces edited a few characters at a time)."""
     import cv2
 
     top_left, top_right, bottom_right, bottom_left = quad
@@ -44,9 +46,11 @@ def line_homography(quad: np.ndarray, focus: TextFocus,
         raise ValueError(f"text_focus: the OCR box {quad.tolist()} is degenerate")
     scale = min(focus.line_height / height, (focus.width - 2 * focus.left) / width)
     box_w, box_h = width * scale, height * scale
-    if text_width is not None:
-        box_w = max(box_w, text_width + 2 * (focus.pen * focus.width - focus.left))
     x0, y0 = focus.left, (focus.height - box_h) / 2
+    if text_width is not None and exact:
+        x0, box_w = focus.pen * focus.width, text_width
+    elif text_width is not None:
+        box_w = max(box_w, text_width + 2 * (focus.pen * focus.width - focus.left))
     box = np.array([[x0, y0], [x0 + box_w, y0], [x0 + box_w, y0 + box_h], [x0, y0 + box_h]], dtype=np.float32)
     return cv2.getPerspectiveTransform(box, quad.astype(np.float32)), (x0, y0, x0 + box_w, y0 + box_h)
 
@@ -109,7 +113,8 @@ def ink_share(pixels: np.ndarray, paper: np.ndarray, ink: np.ndarray) -> np.ndar
 
 def text_removed(source: Image.Image, quad: np.ndarray, background: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """The source [H, W, 3] (float) with the text inside the line's quadrilateral painted out (OpenCV's Telea
-    inpainting over the pixels nearer the ink colour than the background, grown by two pixels)."""
+    inpainting over the pixels nearer the ink colour than the background, grown by two pixels). Only shapes that lie
+    inside the (grown) quadrilateral are text: a sign's dark frame or edge that crosses it and runs on stays."""
     import cv2
 
     pixels = np.asarray(source)
@@ -120,7 +125,11 @@ def text_removed(source: Image.Image, quad: np.ndarray, background: np.ndarray, 
     region = cv2.dilate(region, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8))
     values = pixels.astype(np.float32)
     nearer_ink = np.linalg.norm(values - ink, axis=2) < np.linalg.norm(values - background, axis=2)
-    text = cv2.dilate((nearer_ink & (region > 0)).astype(np.uint8), np.ones((5, 5), np.uint8))
+    count, labels = cv2.connectedComponents(nearer_ink.astype(np.uint8), connectivity=8)
+    inside = np.bincount(labels[region > 0], minlength=count)
+    glyph = inside >= 0.9 * np.bincount(labels.ravel(), minlength=count)     # shapes (almost) all inside the line
+    glyph[0] = False                                                           # label 0: pixels nearer the background
+    text = cv2.dilate((glyph[labels] & (region > 0)).astype(np.uint8), np.ones((5, 5), np.uint8))
     return cv2.inpaint(pixels, text, 3, cv2.INPAINT_TELEA).astype(np.float32)
 
 

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 BACKDROPS = ("source", "flat", "redrawn")
 # a quoted span in straight, curly or CJK quotes: 'Change the text "OPEN" to "CLOSED"', 把文字“营业中”改为“休”
 _QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|「([^」]+)」')
+# Han (with extension A and compatibility ideographs), kana and Hangul: scripts written without spaces
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 def quoted_texts(instruction: str) -> tuple[str, str]:
@@ -73,11 +75,16 @@ class TextFocus:
     paper: tuple[int, int, int] | None = None
     ink: tuple[int, int, int] | None = None
     min_agreement: float = 0.5  # 1 - NED between the old text and the OCR line taken for it
+    # a line without spaces (Chinese) is edited this many characters at a time at most (0: the whole line at once)
+    max_chars: int = 0
+    # the geometry for texts in CJK characters (its own font, size and line), the others inherited from this one:
+    # qwenimage.json "text_focus": {..., "cjk": {"font": "Noto Sans CJK SC Bold", "font_size": 40, ...}}
+    cjk: TextFocus | None = None
 
     def __post_init__(self):
         if not (self.width > 0 and self.height > 0 and 0 < self.line_height < self.height
                 and 0 <= self.left < self.width / 2 and 0 < self.min_agreement <= 1 and self.backdrop in BACKDROPS
-                and self.font_size > 0 and 0 <= self.pen < 1):
+                and self.font_size > 0 and 0 <= self.pen < 1 and self.max_chars >= 0):
             raise ValueError(f"text_focus settings out of range: {self}")
         if self.backdrop == "redrawn" and not self.font:
             raise ValueError("text_focus: the redrawn backdrop needs the model's font")
@@ -99,7 +106,20 @@ class TextFocus:
                              f"got {values!r}")
         values = {key: tuple(value) if key in ("paper", "ink") and isinstance(value, list) else value
                   for key, value in values.items()}
-        return cls(**values)
+        cjk = values.pop("cjk", None)
+        focus = cls(**values)
+        if cjk is None:
+            return focus
+        if not isinstance(cjk, dict) or set(cjk) - (known - {"cjk"}):
+            raise ValueError(f"qwenimage.json: text_focus.cjk must be an object with keys among "
+                             f"{sorted(known - {'cjk'})}, got {cjk!r}")
+        cjk = {key: tuple(value) if key in ("paper", "ink") and isinstance(value, list) else value
+               for key, value in cjk.items()}
+        return replace(focus, cjk=replace(focus, **cjk))
+
+    def for_text(self, text: str) -> TextFocus:
+        """The geometry to edit `text` with: the CJK one when the text has CJK characters and the model has one."""
+        return self.cjk if self.cjk is not None and _CJK.search(text) else self
 
 
 @dataclass
@@ -117,6 +137,9 @@ class FocusPlan:
     # (paper, ink, background, text colour) RGB: the canvas was drawn in paper and ink, the line is in the others
     recolor: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
     first_column: int = 0  # canvas columns left of this come back from no edit (a later word of a rewritten line)
+    # canvas columns from this on come back from no edit either (None: none such): characters of a line without
+    # spaces that the piece leaves as they are stand right beside its own
+    last_column: int | None = None
     # recolor: the source [H, W, 3] with the old line's text painted out, the background the new ink goes on
     # (instead of the line's one background colour)
     clean: np.ndarray | None = None
@@ -129,7 +152,7 @@ class FocusPlan:
 
         top, bottom = self.band
         area = torch.zeros_like(mask)
-        area[top:bottom, self.first_column:] = 1
+        area[top:bottom, self.first_column:self.last_column] = 1
         mask = mask.clone()
         if self.replaced is not None:
             x0, y0, x1, y1 = self.replaced
@@ -170,6 +193,7 @@ def focus_request(request, focus: TextFocus, ocr) -> list[tuple[object, FocusPla
     number of words), or, with a redrawn backdrop, the new line is written a word at a time from the old line's
     start (each later word over a stand-in of the old text's letters, so the model always replaces a word)."""
     old, new = quoted_texts(request.prompt)
+    focus = focus.for_text(old + new)
     source = load_image(request.images[-1])
     lines = ocr.read(source).lines
     from qwenimage.ocr import text_agreement
@@ -208,6 +232,8 @@ def focus_request(request, focus: TextFocus, ocr) -> list[tuple[object, FocusPla
 
 def line_pieces(old: str, new: str, quad: np.ndarray, focus: TextFocus) -> list[Piece]:
     """The word-sized edits that turn the line `old` (at `quad`) into `new`."""
+    if focus.max_chars and " " not in old + new:
+        return character_pieces(old, new, quad, focus)
     old_words, new_words = old.split(), new.split()
     if len(old_words) == len(new_words) > 1:  # edit only the words that change, each at its share of the line
         spans = [match.span() for match in re.finditer(r"\S+", old)]
@@ -224,6 +250,38 @@ def line_pieces(old: str, new: str, quad: np.ndarray, focus: TextFocus) -> list[
             pieces.append(Piece(quad, letters if index == 0 else _stand_in(letters, word), word, shift, letters))
         return pieces
     return [Piece(quad, "".join(old_words) if focus.backdrop == "redrawn" else old, new)]
+
+
+def character_pieces(old: str, new: str, quad: np.ndarray, focus: TextFocus) -> list[Piece]:
+    """The edits of a line written without spaces, at most `focus.max_chars` characters each: with as many characters
+    old and new, the runs of characters that change (each at its characters' share of the line); otherwise the
+    line in as many pieces as the longer text needs, old and new cut alike. A piece's frame is its characters' own
+    part of the OCR box, inside the box's end margins (OCR pads a line by `pen * width - left` canvas pixels at each
+    end, that share of its height), which the canvas maps onto the model's drawn characters."""
+    size = focus.max_chars
+    if len(old) == len(new):
+        changed = [i for i, (o, n) in enumerate(zip(old, new)) if o != n]
+        runs = []  # [start, end) of consecutive changed characters, cut into pieces of at most `size`
+        for i in changed:
+            if runs and runs[-1][1] == i and runs[-1][1] - runs[-1][0] < size:
+                runs[-1][1] = i + 1
+            else:
+                runs.append([i, i + 1])
+        spans = [((a, b), (a, b)) for a, b in runs] or [((0, len(old)), (0, len(new)))]
+    else:
+        count = -(-max(len(old), len(new)) // size)
+        if count > min(len(old), len(new)):  # too few characters to cut both alike: one piece
+            log.warning("text_focus: %r -> %r cannot be cut into pieces of %d characters; editing the line at once",
+                        old, new, size)
+            count = 1
+        cut = lambda text, k: (round(k * len(text) / count), round((k + 1) * len(text) / count))  # noqa: E731
+        spans = [(cut(old, k), cut(new, k)) for k in range(count)]
+    height = float(np.linalg.norm(quad[3] - quad[0]) + np.linalg.norm(quad[2] - quad[1])) / 2
+    width = float(np.linalg.norm(quad[1] - quad[0]) + np.linalg.norm(quad[2] - quad[3])) / 2
+    pad = min(0.45, height * (focus.pen * focus.width - focus.left) / focus.line_height / max(width, 1.0))
+    share = lambda i: pad + (1 - 2 * pad) * i / len(old)  # noqa: E731  the line's share where character i starts
+    return [Piece(sub_quad(quad, share(a), share(b)), old[a:b], new[c:d])
+            for (a, b), (c, d) in spans]
 
 
 def _stand_in(letters: str, word: str) -> str:
@@ -248,7 +306,7 @@ def _requote(prompt: str, old: str, new: str) -> str:
 def _piece_request(request, source: Image.Image, piece: Piece, focus: TextFocus, colours, clean: np.ndarray | None,
                    found: str):
     text_width = model_font(focus).getlength(piece.frame or piece.old) if focus.backdrop == "redrawn" else None
-    to_source, box = line_homography(piece.quad, focus, text_width)
+    to_source, box = line_homography(piece.quad, focus, text_width, exact=bool(focus.max_chars))
     if piece.shift:  # canvas x on this piece's canvas is x + shift on the line's
         to_source = to_source @ np.array([[1, 0, piece.shift], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
     size, recolor, drawn = (focus.width, focus.height), None, None
@@ -272,7 +330,14 @@ def _piece_request(request, source: Image.Image, piece: Piece, focus: TextFocus,
             covered = drawn
         replaced = grown_box(covered, MARGIN, canvas.size)
         first_column = replaced[0] if piece.shift else 0
+    last_column = None
+    if focus.max_chars and focus.backdrop == "redrawn":  # only the piece's own characters' advances, a pixel wider
+        pen = focus.pen * focus.width
+        font = model_font(focus)
+        first_column = max(0, int(pen) - 1)
+        last_column = min(focus.width, int(np.ceil(pen + max(font.getlength(piece.old), font.getlength(piece.new)))) + 1)
     canvas_request = replace(request, prompt=_requote(request.prompt, piece.old, piece.new),
                              images=[*request.images[:-1], canvas], width=focus.width, height=focus.height,
                              keep_unedited=None, text_focus=False)
-    return canvas_request, FocusPlan(source, canvas, to_source, band, found, replaced, recolor, first_column, clean)
+    return canvas_request, FocusPlan(source, canvas, to_source, band, found, replaced, recolor, first_column,
+                                     last_column, clean)
