@@ -162,3 +162,17 @@ def test_another_editors_results_are_compared_with_the_ground_truth_inside_the_r
     Image.fromarray(np.asarray(pairs[0].edited)).resize((64, 64)).save(small)
     with pytest.raises(ValueError, match=r"ground truth .*small.png is 64x64"):
         load_pair(tinted_pairs[0].__class__(**{**vars(tinted_pairs[0]), "target": small}))
+
+
+def test_ocr_reads_the_region_with_a_line_height_of_context_around_it():
+    """The detector misses a line cropped tight to it: the crop keeps the region's height on each side (at least
+    16 px), inside the picture."""
+    from qwenimage.eval.edit import LoadedPair, ocr_crop
+
+    edited = np.zeros((200, 300, 3), np.uint8)
+    loaded = LoadedPair(pair=None, source=edited, edited=edited, region=None, box=(100, 90, 200, 120),
+                        edited_size=(300, 200))
+    assert ocr_crop(loaded).size == (100 + 2 * 30, 30 + 2 * 30)
+    near_edge = LoadedPair(pair=None, source=edited, edited=edited, region=None, box=(5, 190, 60, 196),
+                           edited_size=(300, 200))
+    assert ocr_crop(near_edge).size == (60 + 16, 200 - 174)
