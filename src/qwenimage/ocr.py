@@ -72,16 +72,20 @@ def reading_order(lines: list[OcrLine]) -> list[OcrLine]:
 class OcrEngine:
     """rapidocr on the CPU (onnxruntime); the models load on first use, once per process."""
 
-    def __init__(self, min_score: float = 0.5, threads: int | None = None):
+    def __init__(self, min_score: float = 0.5, threads: int | None = None, upright: bool = True):
         self.min_score = min_score
         self.threads = threads  # onnxruntime threads; 1 per worker process when several workers share the cores
+        # upright: no 180-degree line classifier. Every picture we read has its text upright (synthetic signs,
+        # generated images, a user's photo), and the classifier turned some upright lines over ("push" read as
+        # "ysnd", "open" as "updo" on the text-edit suite)
+        self.upright = upright
         self._engine = None
 
     def _load(self):
         if self._engine is None:
             from rapidocr import RapidOCR
 
-            params = {"Global.log_level": "warning"}
+            params = {"Global.log_level": "warning", "Global.use_cls": not self.upright}
             if self.threads:
                 params.update({"EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
                                "EngineConfig.onnxruntime.inter_op_num_threads": self.threads})

@@ -34,3 +34,18 @@ def test_the_synth_check_counts_letter_case_unless_the_face_forces_capitals():
     assert agreement("Announced", "ANNOUNCED") < 0.2  # a caption in mixed case, an image in capitals: caught
     assert agreement("Announced", "ANNOUNCED", case_sensitive=False) == 1.0
     assert agreement("通义 千问", "通义千问") == 1.0 and agreement("ＡＢ", "AB") == 1.0  # spaces, full width
+
+
+def test_the_engine_reads_upright_text_without_turning_lines_over(engine):
+    """Our pictures are upright, so the 180-degree line classifier is off by default (it turned upright lines of
+    the text-edit suite over: "push" read as "ysnd"); `upright=False` brings it back for text turned over."""
+    from PIL import Image, ImageDraw
+
+    from qwenimage.synth.fonts import FontLibrary
+
+    fonts = FontLibrary.discover()
+    face = next(f for f in fonts.faces if f.name == "DejaVu Sans Bold")
+    image = Image.new("RGB", (320, 120), "white")
+    ImageDraw.Draw(image).text((20, 30), "MONDAY", font=fonts.font(face, 48), fill="black")
+    assert engine.upright and engine.read(image).text == "MONDAY"
+    assert OcrEngine(upright=False).read(image.rotate(180)).text == "MONDAY"
