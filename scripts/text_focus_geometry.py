@@ -1,6 +1,6 @@
 """Measure where a model's edit signs put their text, for its qwenimage.json "text_focus" (pipelines/text_focus.py).
 
-    python scripts/text_focus_geometry.py --pairs data/mini/edit-place-eval [--n 50]
+    python scripts/text_focus_geometry.py --pairs data/mini/edit-place-eval [--n 50] [--border 32]
 
 Reads the target pictures of synth edit pairs drawn in the model's training layout (a synth output folder, e.g.
 `qwenimage synth --config configs/synth/mini_edit_pairs_mono_eval.yaml ...`), runs OCR on each and prints the mean
@@ -41,7 +41,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=Path, required=True, help="a synth output folder of edit pairs")
     parser.add_argument("--n", type=int, default=50, help="pictures to measure (default 50)")
+    parser.add_argument("--border", type=int, default=32,
+                        help="white pixels added around each picture before OCR, so a box that would reach past the "
+                             "canvas edge is not cut there (a 40-px CJK line's box starts left of the pen's margin; "
+                             "default 32)")
     args = parser.parse_args()
+    from PIL import ImageOps
+
     from qwenimage.ocr import OcrEngine
 
     images = target_images(args.pairs, args.n)
@@ -49,9 +55,9 @@ def main() -> int:
         raise SystemExit(f"no edit targets (key.png beside key.source.png) under {args.pairs}")
     ocr, heights, lefts = OcrEngine(), [], []
     for image in images:
-        lines = ocr.read(image).lines
+        lines = ocr.read(ImageOps.expand(image, args.border, fill=(255, 255, 255))).lines
         if len(lines) == 1:
-            box = np.asarray(lines[0].box)                                              # [4, 2]
+            box = np.asarray(lines[0].box) - args.border                                # [4, 2] canvas pixels
             heights.append(np.ptp(box[:, 1]))
             lefts.append(box[:, 0].min())
     if not heights:
