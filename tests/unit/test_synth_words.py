@@ -245,3 +245,20 @@ def test_chinese_texts_from_an_alphabet_use_only_its_characters_and_edit_pairs_h
         chinese_alphabet(0, "suite:en-words")
     with pytest.raises(ValueError, match="zh_top_chars"):
         WordsOptions.from_dict({"zh_top_chars": -1})
+
+
+def test_edit_pairs_can_ask_for_chinese_texts_in_the_english_wording():
+    from qwenimage.synth.config import SynthConfig
+    from qwenimage.synth.edit_pairs import EditPairsOptions, EditPairsStrategy
+
+    words = {"fonts": ["Noto Sans CJK SC Bold"], "font_size": 32, "align": "left", "jitter": 0.0, "colors": False,
+             "max_chars": 3, "zh_top_chars": 50}
+    edit = {"kinds": {"text": 1}, "layout": "words", "wording": "en",
+            "instructions": ['Change the text "{old}" to "{new}"']}
+    sample = EditPairsStrategy(SynthConfig(words=words, edit_pairs=edit)).render(np.random.default_rng(3), 128, 128,
+                                                                                 "zh")
+    old, new = sample.extra["old_text"], sample.extra["new_text"]
+    assert sample.language == "zh" and sample.instruction == f'Change the text "{old}" to "{new}"'
+    assert sample.caption == f'a sign that says "{new}"' and not new.isascii()
+    with pytest.raises(ValueError, match="wording 'fr'"):
+        EditPairsOptions.from_dict({"wording": "fr"})

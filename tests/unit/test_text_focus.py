@@ -267,6 +267,8 @@ def test_a_cjk_text_takes_the_models_cjk_geometry_and_the_rest_is_inherited():
         TextFocus.from_settings({"text_focus": {**settings["text_focus"], "cjk": {"fontsize": 40}}})
     with pytest.raises(ValueError, match="out of range"):
         TextFocus.from_settings({"text_focus": {"cjk": {"max_chars": -1}}})
+    with pytest.raises(ValueError, match=r"exactly the slots \{old\} and \{new\}"):
+        TextFocus(instruction='Write "{new}"')
 
 
 def test_a_line_without_spaces_is_edited_a_run_of_changed_characters_at_a_time():
@@ -295,6 +297,9 @@ def test_a_chinese_sign_is_redrawn_in_the_cjk_font_and_only_changed_characters_a
     quad = [(70.0, 70.0), (190.0, 70.0), (190.0, 110.0), (70.0, 110.0)]
     [(canvas_request, plan)] = focus_request(request, focus, FakeOcr("营业中", quad))
     assert canvas_request.prompt == "把文字“营业”改为“休息”" and plan.recolor is not None
+    english = replace(focus, cjk=replace(focus.cjk, instruction='Change the text "{old}" to "{new}"'))
+    [(asked, _)] = focus_request(request, english, FakeOcr("营业中", quad))
+    assert asked.prompt == 'Change the text "营业" to "休息"'                   # in the wording the model learnt
     canvas = np.asarray(plan.canvas.convert("L"))
     ink_columns = np.flatnonzero((canvas < 128).any(axis=0))
     assert ink_columns.min() == pytest.approx(0.08 * 128, abs=3) and 70 <= ink_columns.max() <= 95  # two 40-px glyphs

@@ -77,6 +77,9 @@ class TextFocus:
     min_agreement: float = 0.5  # 1 - NED between the old text and the OCR line taken for it
     # a line without spaces (Chinese) is edited this many characters at a time at most (0: the whole line at once)
     max_chars: int = 0
+    # the wording the model learnt to edit from, with {old} and {new}: each canvas asks in it (e.g. Chinese texts in
+    # 'Change the text "{old}" to "{new}"'); None: the request's own wording with the piece's texts quoted
+    instruction: str | None = None
     # the geometry for texts in CJK characters (its own font, size and line), the others inherited from this one:
     # qwenimage.json "text_focus": {..., "cjk": {"font": "Noto Sans CJK SC Bold", "font_size": 40, ...}}
     cjk: TextFocus | None = None
@@ -93,6 +96,9 @@ class TextFocus:
                 for c in (self.paper, self.ink) if c is not None):
             raise ValueError(f"text_focus: paper and ink go together, each as [r, g, b] in 0..255; got "
                              f"{self.paper!r} and {self.ink!r}")
+        if self.instruction is not None and set(re.findall(r"{(\w*)}", self.instruction)) != {"old", "new"}:
+            raise ValueError(f"text_focus: instruction needs exactly the slots {{old}} and {{new}}, got "
+                             f"{self.instruction!r}")
 
     @classmethod
     def from_settings(cls, settings: dict) -> TextFocus | None:
@@ -336,7 +342,9 @@ def _piece_request(request, source: Image.Image, piece: Piece, focus: TextFocus,
         font = model_font(focus)
         first_column = max(0, int(pen) - 1)
         last_column = min(focus.width, int(np.ceil(pen + max(font.getlength(piece.old), font.getlength(piece.new)))) + 1)
-    canvas_request = replace(request, prompt=_requote(request.prompt, piece.old, piece.new),
+    prompt = (focus.instruction.format(old=piece.old, new=piece.new) if focus.instruction
+              else _requote(request.prompt, piece.old, piece.new))
+    canvas_request = replace(request, prompt=prompt,
                              images=[*request.images[:-1], canvas], width=focus.width, height=focus.height,
                              keep_unedited=None, text_focus=False)
     return canvas_request, FocusPlan(source, canvas, to_source, band, found, replaced, recolor, first_column,

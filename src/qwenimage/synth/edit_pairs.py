@@ -53,6 +53,9 @@ class EditPairsOptions:
     # scene layout: [lo, hi] px, a ceiling on the glyph size drawn per pair from that range (the text still shrinks
     # to fit its medium), e.g. the sizes a model already spells at; empty: as large as the medium allows (the suite's)
     font_sizes: tuple[int, ...] = ()
+    # "en": the English wordings (and `instructions`) for texts in any language, e.g. Chinese texts for a model that
+    # learnt to edit from English instructions ('Change the text "秋地" to "该"'); "": each language's own
+    wording: str = ""
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "EditPairsOptions":
@@ -76,6 +79,8 @@ class EditPairsOptions:
         sizes = options.font_sizes
         if sizes and not (len(sizes) == 2 and all(isinstance(v, int) for v in sizes) and 6 <= sizes[0] <= sizes[1]):
             raise ValueError(f"edit_pairs options: font_sizes {list(sizes)}, need [lo, hi] whole pixels, 6 <= lo <= hi")
+        if options.wording not in ("", "en"):
+            raise ValueError(f"edit_pairs options: wording {options.wording!r}, choose '' (each language's own) or 'en'")
         kinds = options.kinds
         bad = sorted(set(kinds) - set(KINDS))
         if bad:
@@ -141,7 +146,7 @@ class EditPairsStrategy(StrategyBase):
         if width != height:
             raise ValueError(f"edit_pairs renders square scenes, got {width}x{height}")
         language = language if language in ("zh", "mixed") else "en"
-        wording = "zh" if language == "zh" else "en"  # of the instruction and caption
+        wording = self.options.wording or ("zh" if language == "zh" else "en")  # of the instruction and caption
         weights = np.array([self.options.kinds.get(k, 0.0) for k in KINDS])
         kind = KINDS[int(rng.choice(len(KINDS), p=weights / weights.sum()))]
         old, new = self.texts(rng, language, kind)
