@@ -110,8 +110,9 @@ class TextFocus:
         if not isinstance(values, dict) or set(values) - known:
             raise ValueError(f"qwenimage.json: text_focus must be an object with keys among {sorted(known)}, "
                              f"got {values!r}")
-        values = {key: tuple(value) if key in ("paper", "ink") and isinstance(value, list) else value
-                  for key, value in values.items()}
+        colours = lambda group: {key: tuple(value) if key in ("paper", "ink") and isinstance(value, list)  # noqa: E731
+                                 else value for key, value in group.items()}   # JSON lists -> RGB tuples
+        values = colours(values)
         cjk = values.pop("cjk", None)
         focus = cls(**values)
         if cjk is None:
@@ -119,9 +120,7 @@ class TextFocus:
         if not isinstance(cjk, dict) or set(cjk) - (known - {"cjk"}):
             raise ValueError(f"qwenimage.json: text_focus.cjk must be an object with keys among "
                              f"{sorted(known - {'cjk'})}, got {cjk!r}")
-        cjk = {key: tuple(value) if key in ("paper", "ink") and isinstance(value, list) else value
-               for key, value in cjk.items()}
-        return replace(focus, cjk=replace(focus, **cjk))
+        return replace(focus, cjk=replace(focus, **colours(cjk)))
 
     def for_text(self, text: str) -> TextFocus:
         """The geometry to edit `text` with: the CJK one when the text has CJK characters and the model has one."""
@@ -341,7 +340,8 @@ def _piece_request(request, source: Image.Image, piece: Piece, focus: TextFocus,
         pen = focus.pen * focus.width
         font = model_font(focus)
         first_column = max(0, int(pen) - 1)
-        last_column = min(focus.width, int(np.ceil(pen + max(font.getlength(piece.old), font.getlength(piece.new)))) + 1)
+        widest = max(font.getlength(piece.old), font.getlength(piece.new))
+        last_column = min(focus.width, int(np.ceil(pen + widest)) + 1)
     prompt = (focus.instruction.format(old=piece.old, new=piece.new) if focus.instruction
               else _requote(request.prompt, piece.old, piece.new))
     canvas_request = replace(request, prompt=prompt,

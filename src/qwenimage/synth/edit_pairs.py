@@ -80,7 +80,8 @@ class EditPairsOptions:
         if sizes and not (len(sizes) == 2 and all(isinstance(v, int) for v in sizes) and 6 <= sizes[0] <= sizes[1]):
             raise ValueError(f"edit_pairs options: font_sizes {list(sizes)}, need [lo, hi] whole pixels, 6 <= lo <= hi")
         if options.wording not in ("", "en"):
-            raise ValueError(f"edit_pairs options: wording {options.wording!r}, choose '' (each language's own) or 'en'")
+            raise ValueError(f"edit_pairs options: wording {options.wording!r}, choose '' (each language's own) "
+                             "or 'en'")
         kinds = options.kinds
         bad = sorted(set(kinds) - set(KINDS))
         if bad:
