@@ -103,10 +103,8 @@ class EditPairsStrategy(StrategyBase):
     def words(self):
         """The words strategy that draws the texts, with the text-edit suite's words excluded as well."""
         if self._words is None:
-            from qwenimage.eval.text_edit_suite import suite_words
+            from qwenimage.eval.text_edit_suite import suite_texts, suite_words
             from qwenimage.synth.words import WordsStrategy
-
-            from qwenimage.eval.text_edit_suite import suite_texts
 
             # the suite's numbers are held out too: "$5", "room 12" / "room12" and their digits ("12", "5")
             numbers = {t for t in suite_texts() if t.isascii() and not t.isalpha()}
