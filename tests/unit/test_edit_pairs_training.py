@@ -163,6 +163,30 @@ def test_the_mini_edit_variant_edits_at_128_pixels(tmp_path):
         edit_variant(folder, tmp_path / "bad", edit_side=250)
 
 
+def test_assemble_writes_the_minis_text_focus_with_its_chinese_geometry(tmp_path, capsys):
+    from qwenimage.cli.main import main
+    from qwenimage.mini.build import MINI_TEXT_FOCUS_CJK
+    from qwenimage.mini.ship import assemble_pipeline, default_model_dir, edit_variant, verify_folder
+    from qwenimage.pipelines.loading import model_settings
+    from qwenimage.pipelines.text_focus import TextFocus
+
+    base = default_model_dir(verify=False)
+    out = tmp_path / "snap"
+    assert main(["mini", "assemble", "--base", str(base), "--transformer", str(base / "transformer"),
+                 "--out", str(out), "--text-focus"]) == 0
+    verify_folder(out)  # the manifest is written after the settings
+    focus = TextFocus.from_settings(model_settings(out))
+    chinese = focus.for_text("营业中")
+    assert focus.for_text("open") is focus and chinese.font == MINI_TEXT_FOCUS_CJK["font"]
+    assert (chinese.font_size, chinese.max_chars, chinese.paper) == (32, 3, focus.paper)  # the rest inherited
+    plain = assemble_pipeline(base, base / "transformer", tmp_path / "plain")  # without: the base's settings
+    assert model_settings(plain) == model_settings(base)
+    wide = edit_variant(base, tmp_path / "edit-256", edit_side=256)  # the 128-px geometry does not hold there
+    with pytest.raises(ValueError, match="128x128 canvas.* 65536 pixels"):
+        assemble_pipeline(wide, base / "transformer", tmp_path / "bad", text_focus=model_settings(out)["text_focus"])
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.tmp").exists()
+
+
 def test_edit_area_out_of_range_names_the_value():
     from qwenimage.pipelines.sizes import SizeLimits
 

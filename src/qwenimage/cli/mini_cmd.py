@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                "else the base's)")
     assemble.add_argument("--out", type=Path, required=True, help="the pipeline folder to write")
     assemble.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], default="bf16", help="stored weights")
+    assemble.add_argument("--text-focus", action="store_true",
+                          help="write the mini's text-focus geometry (the line it writes in Latin letters and in "
+                               "Chinese characters) into qwenimage.json instead of the base's")
     assemble.set_defaults(run=run_assemble)
     edit = tasks.add_parser("edit-base", help="a pipeline folder as an edit model (QwenImageEditPipeline, 128x128 "
                                               "condition images unless --edit-side): the base of edit training and "
@@ -57,9 +60,11 @@ def run_base(args: argparse.Namespace) -> int:
 
 def run_assemble(args: argparse.Namespace) -> int:
     from qwenimage.dtypes import DTYPES
+    from qwenimage.mini.build import MINI_TEXT_FOCUS
     from qwenimage.mini.ship import assemble_pipeline
 
-    print(assemble_pipeline(args.base, args.transformer, args.out, DTYPES[args.dtype], args.text_encoder))
+    text_focus = MINI_TEXT_FOCUS if args.text_focus else None
+    print(assemble_pipeline(args.base, args.transformer, args.out, DTYPES[args.dtype], args.text_encoder, text_focus))
     return 0
 
 

@@ -43,10 +43,14 @@ MINI_SETTINGS = {
 # text_focus (pipelines/text_focus.py) of the 128x128 edit model: the signs it was trained to edit (24-px DejaVu
 # Sans Mono Bold, lower case, the pen 8% in, the line centred; its surest colours black on white), with the OCR
 # box of such a line measured on 50 held-out signs (`python scripts/text_focus_geometry.py --pairs
-# data/mini/edit-place-eval`: height 30.8 +- 4.2 px, left edge 5.9 +- 1.3 px)
+# data/mini/edit-place-eval`: height 30.8 +- 4.2 px, left edge 5.9 +- 1.3 px); its Chinese signs (32-px Noto Sans
+# CJK SC Bold, one to three characters asked for in the English wording: configs/synth/mini_edit_pairs_zh96.yaml),
+# measured alike on data/mini/edit-zh32-eval: height 48.9 +- 3.5 px, left edge 2.7 +- 1.9 px
+MINI_TEXT_FOCUS_CJK = {"font": "Noto Sans CJK SC Bold", "font_size": 32, "line_height": 48.9, "left": 2.7,
+                       "max_chars": 3, "instruction": 'Change the text "{old}" to "{new}"'}
 MINI_TEXT_FOCUS = {"width": NATIVE_SIZE, "height": NATIVE_SIZE, "line_height": 30.8, "left": 5.9, "lower_case": True,
                    "backdrop": "redrawn", "font": "DejaVu Sans Mono Bold", "font_size": 24, "pen": 0.08,
-                   "paper": [255, 255, 255], "ink": [0, 0, 0]}
+                   "paper": [255, 255, 255], "ink": [0, 0, 0], "cjk": MINI_TEXT_FOCUS_CJK}
 TOKENIZER_CLASS = "PreTrainedTokenizerFast"  # see text/char_tokenizer.py: Qwen2Tokenizer would re-split the text
 
 

@@ -53,12 +53,15 @@ def _to_dtype(folder: Path, dtype: torch.dtype) -> None:
 
 
 def assemble_pipeline(base: str | Path, transformer: str | Path, out: str | Path,
-                      dtype: torch.dtype | None = torch.bfloat16, text_encoder: str | Path | None = None) -> Path:
+                      dtype: torch.dtype | None = torch.bfloat16, text_encoder: str | Path | None = None,
+                      text_focus: dict | None = None) -> Path:
     """A pipeline folder from the base components (tokenizer, text encoder, VAE, ...) and a trained transformer
     folder; the VAE and transformer weights converted to `dtype` (None keeps them). The manifest is written last.
 
     The text encoder: `text_encoder`, else a `text_encoder/` beside the transformer folder (a run that trained
-    it jointly exports both side by side), else the base's."""
+    it jointly exports both side by side), else the base's. `text_focus`: the geometry the transformer writes text
+    in (qwenimage.json's "text_focus", e.g. build.MINI_TEXT_FOCUS), replacing the base's; only for a base that
+    edits on the canvas that geometry was measured on."""
     base, transformer, out = Path(base), Path(transformer), Path(out)
     if text_encoder is None:
         beside = transformer.parent / "text_encoder"
@@ -67,6 +70,7 @@ def assemble_pipeline(base: str | Path, transformer: str | Path, out: str | Path
     for needed in (base / "model_index.json", transformer / "config.json", text_encoder / "config.json"):
         if not needed.is_file():
             raise FileNotFoundError(f"cannot assemble qwenimage-mini: {needed} is missing")
+    settings = None if text_focus is None else _with_text_focus(base / "qwenimage.json", text_focus)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -77,10 +81,22 @@ def assemble_pipeline(base: str | Path, transformer: str | Path, out: str | Path
             _to_dtype(tmp / name, dtype)
     for name in TOP_FILES:
         shutil.copy2(base / name, tmp / name)
+    if settings is not None:
+        write_json_atomic(tmp / "qwenimage.json", settings)
     write_manifest(tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return out
+
+
+def _with_text_focus(settings_path: Path, text_focus: dict) -> dict:
+    settings = json.loads(settings_path.read_text()) if settings_path.is_file() else {}
+    area = settings.get("size_limits", {}).get("edit_area")
+    canvas = text_focus.get("width", 0) * text_focus.get("height", 0)
+    if area != canvas:
+        raise ValueError(f"text_focus is measured on a {text_focus.get('width')}x{text_focus.get('height')} canvas, "
+                         f"but {settings_path} edits on an area of {area} pixels")
+    return {**settings, "text_focus": text_focus}
 
 
 def edit_variant(source: str | Path, out: str | Path, edit_side: int | None = None) -> Path:
