@@ -163,7 +163,7 @@ def test_the_mini_edit_variant_edits_at_128_pixels(tmp_path):
         edit_variant(folder, tmp_path / "bad", edit_side=250)
 
 
-def test_assemble_writes_the_minis_text_focus_with_its_chinese_geometry(tmp_path, capsys):
+def test_assemble_writes_the_minis_text_focus_with_its_chinese_geometry(tmp_path):
     from qwenimage.cli.main import main
     from qwenimage.mini.build import MINI_TEXT_FOCUS_CJK
     from qwenimage.mini.ship import assemble_pipeline, default_model_dir, edit_variant, verify_folder
