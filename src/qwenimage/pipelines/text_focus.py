@@ -45,6 +45,12 @@ _QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|「([^」]+)」')
 _CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
+def _rgb_tuples(settings: dict) -> dict:
+    """qwenimage.json's paper and ink colours (JSON lists) as RGB tuples; the other settings as they are."""
+    return {key: tuple(value) if key in ("paper", "ink") and isinstance(value, list) else value
+            for key, value in settings.items()}
+
+
 def quoted_texts(instruction: str) -> tuple[str, str]:
     """(old, new): the first two quoted spans of an instruction; ValueError when it quotes fewer."""
     spans = [next(group for group in match.groups() if group is not None) for match in _QUOTED.finditer(instruction)]
@@ -110,9 +116,7 @@ class TextFocus:
         if not isinstance(values, dict) or set(values) - known:
             raise ValueError(f"qwenimage.json: text_focus must be an object with keys among {sorted(known)}, "
                              f"got {values!r}")
-        colours = lambda group: {key: tuple(value) if key in ("paper", "ink") and isinstance(value, list)  # noqa: E731
-                                 else value for key, value in group.items()}   # JSON lists -> RGB tuples
-        values = colours(values)
+        values = _rgb_tuples(values)
         cjk = values.pop("cjk", None)
         focus = cls(**values)
         if cjk is None:
@@ -120,7 +124,7 @@ class TextFocus:
         if not isinstance(cjk, dict) or set(cjk) - (known - {"cjk"}):
             raise ValueError(f"qwenimage.json: text_focus.cjk must be an object with keys among "
                              f"{sorted(known - {'cjk'})}, got {cjk!r}")
-        return replace(focus, cjk=replace(focus, **colours(cjk)))
+        return replace(focus, cjk=replace(focus, **_rgb_tuples(cjk)))
 
     def for_text(self, text: str) -> TextFocus:
         """The geometry to edit `text` with: the CJK one when the text has CJK characters and the model has one."""
