@@ -22,7 +22,9 @@ EDIT_RUN = "outputs/mini/train-edit-mono"  # the first edit run; the second star
 COLOR_RUN = "outputs/mini/train-edit-color"  # stop 34's run
 ROWS_RUN = "outputs/mini/train-edit-rows"  # stop 35's run
 MORE_RUN = "outputs/mini/train-edit-rows-more"  # stop 36's, from the rows run's last export
-NUMBERS_RUN = "outputs/mini/train-edit-numbers"  # stop 40's, from stop 36's folder: the shipped folder's
+NUMBERS_RUN = "outputs/mini/train-edit-numbers"  # stop 40's, from stop 36's folder
+ZH_RUN = "outputs/mini/train-edit-zh96"  # stop 42's, from stop 40's folder: the 30 characters, then the 96
+MIX_RUN = "outputs/mini/train-edit-zh96-mix"  # stop 43's, from its last export: the shipped folder's
 LONG = ["stages.0.steps=2", "data.batch_size=2", "output.export_every=2", "output.checkpoint_every=2",
         "output.log_every=1", "optim.warmup_steps=1"]
 
@@ -48,7 +50,10 @@ def extra() -> str:
              "transformer-edit-rows-more": LONG + [f"model.transformer={ROWS_RUN}/exports/step-00000002/transformer"],
              "final-rows-more": ["--transformer", f"{MORE_RUN}/exports/step-00000002/transformer"],
              "synth-edit-numbers": SYNTH, "transformer-edit-numbers": LONG,
-             "final-numbers": ["--transformer", f"{NUMBERS_RUN}/exports/step-00000002/transformer"]}
+             "final-numbers": ["--transformer", f"{NUMBERS_RUN}/exports/step-00000002/transformer"],
+             "synth-edit-zh30": SYNTH, "synth-edit-zh96": SYNTH, "transformer-edit-zh96": LONG + ["stages.1.steps=2"],
+             "transformer-edit-zh96-mix": LONG + [f"model.transformer={ZH_RUN}/exports/step-00000004/transformer"],
+             "final-zh96": ["--transformer", f"{MIX_RUN}/exports/step-00000002/transformer"]}
     return "extra=" + json.dumps(steps)
 
 
@@ -63,7 +68,8 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
            "transformer-edit-mono, transformer-edit-mono-b, assemble-edit, final, synth-edit-color, synth-edit-place, "
            "transformer-edit-color, color-base, vae-decoder-color, vae-decoder-color-more, assemble-color, "
            "final-color, synth-scenes-rows, transformer-edit-rows, final-rows, synth-edit-place-b, "
-           "transformer-edit-rows-more, final-rows-more, synth-edit-numbers, transformer-edit-numbers, final-numbers")
+           "transformer-edit-rows-more, final-rows-more, synth-edit-numbers, transformer-edit-numbers, final-numbers, "
+           "synth-edit-zh30, synth-edit-zh96, transformer-edit-zh96, transformer-edit-zh96-mix, final-zh96")
     assert f"ran {ran}" in capsys.readouterr().out
     model = tmp_path / "outputs" / "mini" / "model"
     assert (model / "manifest.json").is_file() and (model / "transformer" / "config.json").is_file()
@@ -103,6 +109,14 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
     started = yaml.safe_load((tmp_path / f"{NUMBERS_RUN}/config.yaml").read_text())
     assert started["model"]["pipeline"] == "outputs/mini/model-rows-more"
     assert "data/mini/edit-pairs-numbers" in started["data"]["sources"]
+    started = yaml.safe_load((tmp_path / f"{MIX_RUN}/config.yaml").read_text())
+    assert started["model"]["pipeline"] == "outputs/mini/model-numbers"  # stop 43's: the Chinese run, signs back
+    assert started["model"]["transformer"] == f"{ZH_RUN}/exports/step-00000004/transformer"
+    assert {"data/mini/edit-pairs-zh96", "data/mini/edit-pairs-place"} <= set(started["data"]["sources"])
+    zh96 = tmp_path / "outputs" / "mini" / "model-zh96"
+    assert (zh96 / "transformer" / "diffusion_pytorch_model.safetensors").read_bytes() == (
+        tmp_path / f"{MIX_RUN}/exports/step-00000002/transformer/diffusion_pytorch_model.safetensors").read_bytes()
+    assert "cjk" in json.loads((zh96 / "qwenimage.json").read_text())["text_focus"]  # its Chinese glyph geometry
     def logged_stages(run: str) -> list[str]:  # the stage of every logged step of outputs/mini/<run>
         log = (tmp_path / "outputs/mini" / run / "log.jsonl").read_text().splitlines()
         return [json.loads(line)["stage"] for line in log]
@@ -116,6 +130,7 @@ def test_the_recipe_runs_end_to_end_at_toy_length_and_resumes(tmp_path, monkeypa
                        ("train-mono", "mono-fixed-layout"), ("train-scenes", "scene-wordings"),
                        ("train-scenes-more", "scene-wordings-more")]:
         assert logged_stages(run) == [stage, stage]
+    assert logged_stages("train-edit-zh96") == ["edit-zh30", "edit-zh30", "edit-zh96", "edit-zh96"]
     started = yaml.safe_load((tmp_path / "outputs/mini/train-scenes-more/config.yaml").read_text())
     assert started["model"]["pipeline"] == "outputs/mini/model-scenes"  # each run starts where the last one ended
     from safetensors.torch import load_file  # the shipped text encoder is the jointly trained one, not the base's
