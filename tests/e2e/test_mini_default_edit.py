@@ -22,6 +22,32 @@ WORDS = {"fonts": ["DejaVu Sans Mono Bold"], "font_size": 24, "align": "left", "
 EDITS = {"kinds": {"text": 1}, "layout": "words", "instructions": ['Change the text "{old}" to "{new}"']}
 
 
+def edit_and_score(tmp_path, cases, *options) -> list[dict]:
+    """`qwenimage edit` (the default model, seed 0) on each (id, source image, instruction, new text, region box),
+    then the eval harness's scores of the results: OCR of the new text, PSNR outside the region."""
+    from qwenimage.ocr import OcrEngine
+
+    pairs = []
+    for case_id, image, instruction, new_text, region in cases:
+        source = tmp_path / f"{case_id}.source.png"
+        image.save(source)
+        out = tmp_path / case_id
+        argv = ["edit", "--image", str(source), "--prompt", instruction, *options, "--seed", "0", "--out", str(out)]
+        assert main(argv) == 0
+        (edited,) = sorted(out.glob("*.png"))
+        pairs.append(EditPair(case_id, source, edited, new_text=new_text, region=tuple(region)))
+    records, _ = score_pairs(pairs, OcrEngine(), progress=False)
+    return records
+
+
+def suite_cases(n: int, size: int, language: str) -> list[tuple]:
+    """The text-edit suite's first n pairs in one language, as edit_and_score's cases."""
+    from qwenimage.eval.text_edit_suite import TextEditSuiteConfig, build_text_edit_pairs
+
+    pairs = build_text_edit_pairs(TextEditSuiteConfig(n=n, size=size, languages=(language,)))
+    return [(pair.id, pair.source, pair.instruction, pair.new_text, pair.box) for pair in pairs]
+
+
 def test_the_default_model_is_an_edit_pipeline_with_edit_defaults():
     index = json.loads((SHIPPED_DIR / "model_index.json").read_text())
     assert index["_class_name"] == "QwenImageEditPipeline" and "processor" in index
@@ -41,20 +67,11 @@ def test_edit_with_the_default_model_writes_the_new_word_and_keeps_the_rest(tmp_
     monkeypatch.delenv("QWENIMAGE_MODEL", raising=False)
     words = {**WORDS, "colors": colors, "vertical_jitter": rows}
     strategy = EditPairsStrategy(SynthConfig(words=words, edit_pairs=EDITS))
-    pairs = []
+    cases = []
     for index in range(count):
         sample = strategy.render(np.random.default_rng([33, index]), 128, 128, "en")
-        source = tmp_path / f"p{index}.source.png"
-        sample.source.save(source)
-        out = tmp_path / f"out{index}"
-        argv = ["edit", "--image", str(source), "--prompt", sample.instruction, "--seed", "0", "--out", str(out)]
-        assert main(argv) == 0
-        (edited,) = sorted(out.glob("*.png"))
-        pairs.append(EditPair(f"p{index}", source, edited, new_text=sample.extra["new_text"],
-                              region=tuple(sample.extra["region"])))
-    from qwenimage.ocr import OcrEngine
-
-    records, _ = score_pairs(pairs, OcrEngine(), progress=False)
+        cases.append((f"p{index}", sample.source, sample.instruction, sample.extra["new_text"], sample.extra["region"]))
+    records = edit_and_score(tmp_path, cases)
     agreement = [r["ocr_agreement"] for r in records]
     assert np.mean(agreement) >= min_agreement, [(r["new_text"], r["ocr_reading"]) for r in records]
     psnrs = [float(r["psnr"]) for r in records]
@@ -67,21 +84,9 @@ def test_text_focus_edits_the_suites_photos_with_the_default_model(tmp_path, mon
     the sign's colours. docs/mini (stop 40): 0.96 exact, 1 - NED 0.96, 35.4 dB outside on the suite's 28 English
     pairs; these six (TOILETS, MILK, WINTER, Apples, NO, NORTH) all read exactly there. Without --text-focus the
     default model reads none of the suite's new words (1 - NED 0.05)."""
-    from qwenimage.eval.text_edit_suite import TextEditSuiteConfig, build_text_edit_pairs
-    from qwenimage.ocr import OcrEngine
-
     monkeypatch.delenv("QWENIMAGE_MODEL", raising=False)
-    pairs = []
-    for pair in build_text_edit_pairs(TextEditSuiteConfig(n=8, size=256, languages=("en",)))[2:]:
-        source = tmp_path / f"{pair.id}.source.png"
-        pair.source.save(source)
-        out = tmp_path / pair.id
-        argv = ["edit", "--image", str(source), "--prompt", pair.instruction, "--text-focus", "--seed", "0",
-                "--out", str(out)]
-        assert main(argv) == 0
-        (edited,) = sorted(out.glob("*.png"))
-        pairs.append(EditPair(pair.id, source, edited, new_text=pair.new_text, region=tuple(pair.box)))
-    records, _ = score_pairs(pairs, OcrEngine(), progress=False)
+    cases = suite_cases(n=8, size=256, language="en")[2:]
+    records = edit_and_score(tmp_path, cases, "--text-focus")
     agreement = [r["ocr_agreement"] for r in records]
     assert np.mean(agreement) >= 0.75, [(r["new_text"], r["ocr_reading"]) for r in records]
     psnrs = [float(r["psnr"]) for r in records]
@@ -93,21 +98,9 @@ def test_text_focus_edits_the_suites_chinese_signs_with_the_default_model(tmp_pa
     redrawn in 32-px glyphs on the model's sign (qwenimage.json's `text_focus.cjk`), the others stay the source's.
     docs/mini (stop 43): the 96-character run reads most of the suite's characters; these six (休息中, 面包店, 早安,
     新品, 上海, 秋天) are the suite's first Chinese pairs. Stop 40's model, which had never seen a glyph, read none."""
-    from qwenimage.eval.text_edit_suite import TextEditSuiteConfig, build_text_edit_pairs
-    from qwenimage.ocr import OcrEngine
-
     monkeypatch.delenv("QWENIMAGE_MODEL", raising=False)
-    pairs = []
-    for pair in build_text_edit_pairs(TextEditSuiteConfig(n=6, size=512, languages=("zh",))):
-        source = tmp_path / f"{pair.id}.source.png"
-        pair.source.save(source)
-        out = tmp_path / pair.id
-        argv = ["edit", "--image", str(source), "--prompt", pair.instruction, "--text-focus", "--seed", "0",
-                "--out", str(out)]
-        assert main(argv) == 0
-        (edited,) = sorted(out.glob("*.png"))
-        pairs.append(EditPair(pair.id, source, edited, new_text=pair.new_text, region=tuple(pair.box)))
-    records, _ = score_pairs(pairs, OcrEngine(), progress=False)
+    cases = suite_cases(n=6, size=512, language="zh")
+    records = edit_and_score(tmp_path, cases, "--text-focus")
     agreement = [r["ocr_agreement"] for r in records]
     readings = [(r["new_text"], r["ocr_reading"]) for r in records]
     assert np.mean(agreement) >= 0.4 and max(agreement) == 1.0, readings
